@@ -1,0 +1,26 @@
+# Runs one dual-runtime test function under MicroPython and prints @@PASS, @@FAIL or @@SKIP.
+# Usage: micropython -X heapsize=64K -m mpy_runner <module> <test function>
+import gc
+import sys
+
+import dualtest
+
+
+def main():
+    mod_name, test_name = sys.argv[1], sys.argv[2]
+    try:
+        mod = __import__(mod_name)
+        fn = getattr(mod, test_name)
+        gc.collect()
+        fn()
+    except dualtest.Skip as e:
+        print("@@SKIP", e.args[0] if e.args else "")
+        return
+    except BaseException as e:  # noqa: B036 - report every failure, MemoryError included
+        sys.print_exception(e)
+        print("@@FAIL", type(e).__name__)
+        return
+    print("@@PASS")
+
+
+main()

@@ -1,0 +1,68 @@
+"""One error family for everything the library raises; callers act on the class.
+
+    MindConnectError           base; .retryable says whether trying later can help
+      NetworkError             connect/read/write failed, timeout, connection dropped (retry later)
+        TLSError               handshake or certificate/host name verification failed
+      ProtocolError            malformed or truncated response, limits exceeded (retry later)
+      ServerError              5xx (retry later); .status, .retry_after
+        RateLimited            429; .retry_after in seconds (or None)
+      AuthError                401/400 from IAM: token or credentials refused; .status
+        OnboardingRequired     no usable identity is left: a new onboarding key is needed
+      Rejected                 the request was refused as it stands (400/403/404/409/412/413...);
+                               .status and .message (the server's words); do not retry unchanged
+      ConfigError              bad input from the user or program, found before anything was sent
+
+Messages never contain secrets (onboarding key, client secret, tokens).
+"""
+
+
+class MindConnectError(Exception):
+    retryable = False
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+    def __str__(self):
+        return self.message
+
+
+class NetworkError(MindConnectError):
+    retryable = True
+
+
+class TLSError(NetworkError):
+    pass
+
+
+class ProtocolError(MindConnectError):
+    retryable = True
+
+
+class ServerError(MindConnectError):
+    retryable = True
+
+    def __init__(self, message, status=None, retry_after=None):
+        super().__init__(message, status)
+        self.retry_after = retry_after
+
+
+class RateLimited(ServerError):
+    pass
+
+
+class AuthError(MindConnectError):
+    pass
+
+
+class OnboardingRequired(AuthError):
+    pass
+
+
+class Rejected(MindConnectError):
+    pass
+
+
+class ConfigError(MindConnectError):
+    pass
