@@ -68,3 +68,10 @@ def vectors_dir(monkeypatch):
         pytest.fail("shared/vectors not found beside the clone at %s" % d)
     monkeypatch.setenv("VECTORS_DIR", str(d))
     return d
+
+
+# Fixture modules, one per area (each owned by the area's tests).
+from fixtures_agent import *  # noqa: E402,F401,F403
+from fixtures_http import *  # noqa: E402,F401,F403
+from fixtures_mockhub import *  # noqa: E402,F401,F403
+from fixtures_spool import *  # noqa: E402,F401,F403

@@ -1,0 +1,1 @@
+"""pytest fixtures (host side); imported by host_tests/conftest.py."""
