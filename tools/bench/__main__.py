@@ -1,0 +1,49 @@
+"""python -m tools.bench [--only NAME ...]: run the benchmarks and rewrite BENCHMARKS.md.
+
+Each section is a module of tools/bench with run(out_dir) -> markdown. Figures are ratios, or are
+stamped with the machine they came from; nothing here is asserted by the tests.
+"""
+
+import argparse
+import importlib
+import sys
+import time
+import traceback
+
+from tools.bench import util
+
+SECTIONS = (
+    ("footprint", "Footprint", "python -m tools.bench --only footprint"),
+)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--only", nargs="*", help="run only these sections (names: %s)" % ", ".join(s[0] for s in SECTIONS))
+    ap.add_argument("--out", default=str(util.ROOT / "BENCHMARKS.md"))
+    args = ap.parse_args(argv)
+    out_dir = util.ROOT / "build" / "bench-mpy"
+    parts = ["# Benchmarks", "",
+             "Written by `make bench` (python -m tools.bench) on %s, %s." % (
+                 util.machine_stamp(), time.strftime("%Y-%m-%d")),
+             "Each section names the command that produced it.", ""]
+    failed = False
+    for name, title, cmd in SECTIONS:
+        if args.only and name not in args.only:
+            continue
+        parts += ["## " + title, "", "Command: `%s`" % cmd, ""]
+        try:
+            mod = importlib.import_module("tools.bench." + name)
+            parts.append(mod.run(out_dir))
+        except Exception:
+            failed = True
+            parts.append("```\n" + traceback.format_exc() + "```")
+        parts.append("")
+    with open(args.out, "w") as f:
+        f.write("\n".join(parts))
+    print("wrote", args.out)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
