@@ -3,6 +3,8 @@
     MindConnectError           base; .retryable says whether trying later can help
       NetworkError             connect/read/write failed, timeout, connection dropped (retry later)
         TLSError               handshake or certificate/host name verification failed
+        ConnectionClosed       the peer closed or reset the connection (http.py resends once on a
+                               reused keep-alive connection that was closed before any response byte)
       ProtocolError            malformed or truncated response, limits exceeded (retry later)
       ServerError              5xx (retry later); .status, .retry_after
         RateLimited            429; .retry_after in seconds (or None)
@@ -33,6 +35,10 @@ class NetworkError(MindConnectError):
 
 
 class TLSError(NetworkError):
+    pass
+
+
+class ConnectionClosed(NetworkError):
     pass
 
 
