@@ -1,0 +1,333 @@
+# The flash spool on both runtimes: exact batch bytes and order across reopen, the flush policies and
+# what they write, the full policy's exact drop count, recovery from torn records and bad cursors, and
+# flat heap for a 100,000-reading backlog.
+import json
+import os
+
+import dualtest
+from mindconnect.errors import ConfigError, ProtocolError
+from mindconnect.spool import HEADER, Spool
+
+
+def _folder(name="sp"):
+    return dualtest.tmpdir() + "/" + name
+
+
+def _reading(i):
+    return b'{"timestamp":"2026-11-25T06:02:51.272Z","values":[{"dataPointId":"t","value":"%d","qualityCode":"0"}]}' % i
+
+
+def _array(records):
+    return b"[" + b",".join(records) + b"]"
+
+
+def _bytes_of(batch):
+    parts = []
+    batch.write_to(lambda mv: parts.append(bytes(mv)))
+    return b"".join(parts)
+
+
+def _values(batch):
+    """Reading numbers in a batch (and a check that the array is valid JSON of the announced size)."""
+    data = _bytes_of(batch)
+    assert len(data) == batch.length, (len(data), batch.length)
+    items = json.loads(data)
+    assert len(items) == batch.count
+    return [int(it["values"][0]["value"]) for it in items]
+
+
+def _drain(sp, max_bytes=600):
+    out = []
+    while True:
+        b = sp.batch(max_bytes)
+        if b is None:
+            return out
+        out += _values(b)
+        sp.ack(b)
+
+
+def _segments(path):
+    return sorted(int(n) for n in os.listdir(path) if n.isdigit())
+
+
+def test_batch_is_the_exact_json_array_in_order():
+    sp = Spool(_folder(), max_bytes=64 * 1024, segment_bytes=1024)
+    recs = [_reading(i) for i in range(40)] + [b'{"big":"' + b"x" * 700 + b'"}']
+    for r in recs:
+        sp.append(r)
+    b = sp.batch(100000)
+    assert b.count == len(recs)
+    want = _array(recs)
+    assert b.length == len(want)
+    assert _bytes_of(b) == want
+    assert _bytes_of(b) == want  # a batch can be written again (retry)
+    sizes = []
+    b.write_to(lambda mv: sizes.append(len(mv)))
+    assert max(sizes) <= 256  # streamed through the small read buffer, never whole
+    sp.close()
+
+
+def test_batch_respects_max_bytes_and_always_holds_one_record():
+    sp = Spool(_folder(), max_bytes=64 * 1024, segment_bytes=4096)
+    for i in range(30):
+        sp.append(_reading(i))
+    one = len(_reading(0))
+    b = sp.batch(2 + 3 * one + 2)  # room for exactly three records
+    assert (b.count, b.length) == (3, 2 + 3 * one + 2)
+    assert _values(b) == [0, 1, 2]
+    b = sp.batch(10)  # smaller than any record: still one
+    assert b.count == 1 and b.length == one + 2
+    sp.close()
+
+
+def test_unacked_batch_stays_queued_and_order_survives_reopen():
+    path = _folder()
+    sp = Spool(path, max_bytes=64 * 1024, segment_bytes=512)
+    for i in range(25):
+        sp.append(_reading(i))
+    assert sp.pending() == 25
+    b = sp.batch(600)
+    first = _values(b)
+    assert first == list(range(len(first)))
+    assert _values(sp.batch(600)) == first  # no ack: the same records again
+    sp.close()
+    sp = Spool(path, max_bytes=64 * 1024, segment_bytes=512)
+    assert sp.pending() == 25
+    b = sp.batch(600)
+    assert _values(b) == first
+    sp.ack(b)
+    assert sp.pending() == 25 - len(first)
+    sp.append(_reading(25))
+    sp.close()
+    sp = Spool(path, max_bytes=64 * 1024, segment_bytes=512)
+    assert sp.pending() == 26 - len(first)
+    assert _drain(sp) == list(range(len(first), 26))
+    assert sp.pending() == 0 and sp.batch(600) is None
+    assert len(_segments(path)) == 1  # consumed segments are deleted
+    assert (sp.torn, sp.dropped) == (0, 0)
+    sp.close()
+
+
+def test_flush_every_n_writes_once_per_n_readings():
+    sp = Spool(_folder(), max_bytes=64 * 1024, segment_bytes=4096, flush_every=4, buf_bytes=1024)
+    rec = _reading(7)
+    for _ in range(3):
+        sp.append(rec)
+    assert (sp.flash_writes, sp.bytes_written, sp.unflushed) == (0, 0, 3)
+    sp.append(rec)
+    assert (sp.flash_writes, sp.bytes_written, sp.unflushed) == (1, 4 * (HEADER + len(rec)), 0)
+    for _ in range(8):
+        sp.append(rec)
+    assert sp.flash_writes == 3
+    sp.close()
+
+
+def test_flush_every_one_writes_every_reading():
+    sp = Spool(_folder(), max_bytes=64 * 1024, segment_bytes=4096)
+    for i in range(5):
+        sp.append(_reading(i))
+        assert sp.unflushed == 0 and sp.flash_writes == i + 1
+    sp.close()
+
+
+def test_flush_ms_with_injected_clock():
+    now = [1000]
+    sp = Spool(_folder(), max_bytes=64 * 1024, segment_bytes=4096, flush_every=None, flush_ms=100,
+               ticks_ms=lambda: now[0])
+    sp.append(_reading(1))
+    now[0] += 60
+    sp.append(_reading(2))
+    now[0] += 39
+    sp.tick()
+    assert (sp.flash_writes, sp.unflushed) == (0, 2)
+    now[0] += 1  # 100 ms since the first unflushed append
+    sp.tick()
+    assert (sp.flash_writes, sp.unflushed) == (1, 0)
+    sp.append(_reading(3))
+    now[0] += 150
+    sp.append(_reading(4))  # checked on append too
+    assert (sp.flash_writes, sp.unflushed) == (2, 0)
+    sp.close()
+
+
+def test_full_spool_drops_oldest_segments_with_exact_count():
+    path = _folder()
+    rec_len = HEADER + len(_reading(100))
+    sp = Spool(path, max_bytes=2048, segment_bytes=512)
+    per_segment = 512 // rec_len
+    for i in range(100, 110):  # ack a few of the oldest segment: those are not counted as dropped
+        sp.append(_reading(i))
+    b = sp.batch(3 * rec_len)
+    acked = b.count
+    sp.ack(b)
+    for i in range(110, 400):
+        sp.append(_reading(i))
+        size = 0
+        for n in _segments(path):
+            size += os.stat("%s/%d" % (path, n))[6]
+        assert size <= 2048
+    got = _drain(sp)
+    assert got == list(range(400 - len(got), 400))  # the newest survive, in order
+    assert sp.dropped == 300 - acked - len(got)  # exact: every record lost, none acked
+    assert (sp.dropped + acked) % per_segment == 0  # whole segments went
+    sp.close()
+
+
+def test_stale_batch_after_drop_is_refused():
+    sp = Spool(_folder(), max_bytes=1024, segment_bytes=512)
+    sp.append(_reading(0))
+    b = sp.batch(1000)
+    for i in range(1, 40):
+        sp.append(_reading(i))
+    assert sp.dropped >= 1
+    dualtest.raises(ProtocolError, b.write_to, lambda mv: None)
+    sp.ack(b)  # harmless: the cursor is already past it
+    got = _drain(sp)
+    assert got[-1] == 39 and sp.dropped + len(got) == 40
+    sp.close()
+
+
+def _fill_segments(path, n, segment_bytes=512):
+    sp = Spool(path, max_bytes=64 * 1024, segment_bytes=segment_bytes)
+    for i in range(n):
+        sp.append(_reading(i))
+    sp.close()
+    return _segments(path)
+
+
+def test_torn_tail_is_counted_skipped_and_appends_continue():
+    path = _folder()
+    segs = _fill_segments(path, 10)
+    last = "%s/%d" % (path, segs[-1])
+    data = dualtest.read_bytes(last)
+    dualtest.write_bytes(last, data[:-5])  # the last record lost its end in a power cut
+    sp = Spool(path, max_bytes=64 * 1024, segment_bytes=512)
+    sp.append(_reading(100))  # goes to a fresh segment, after the torn one
+    assert _drain(sp) == list(range(9)) + [100]
+    assert sp.torn == 1
+    sp.close()
+    sp = Spool(path, max_bytes=64 * 1024, segment_bytes=512)
+    assert sp.pending() == 0 and sp.batch(600) is None and sp.torn == 0
+    sp.close()
+
+
+def test_header_only_tail_and_crc_damage_are_torn_records():
+    path = _folder()
+    segs = _fill_segments(path, 12)
+    assert len(segs) >= 3
+    first = "%s/%d" % (path, segs[0])
+    data = bytearray(dualtest.read_bytes(first))
+    rec_len = HEADER + len(_reading(0))
+    data[2 * rec_len + HEADER + 10] ^= 0x01  # a flipped bit in the third record's payload
+    dualtest.write_bytes(first, bytes(data))
+    last = "%s/%d" % (path, segs[-1])
+    dualtest.write_bytes(last, dualtest.read_bytes(last) + b"\x07\x00")  # half a header
+    sp = Spool(path, max_bytes=64 * 1024, segment_bytes=512)
+    got = _drain(sp)
+    per_segment = 512 // rec_len
+    assert got == [0, 1] + list(range(per_segment, 12))
+    assert sp.torn == 2
+    sp.close()
+
+
+def _ack_some(path, n_acked):
+    sp = Spool(path, max_bytes=64 * 1024, segment_bytes=512)
+    b = sp.batch(2 + n_acked * (len(_reading(0)) + 1))
+    assert b.count == n_acked
+    sp.ack(b)
+    sp.close()
+
+
+def test_corrupt_or_missing_cursor_falls_back_without_skipping():
+    rec_len = HEADER + len(_reading(0))
+    per_segment = 512 // rec_len
+    for damage in ("garbage", "short", "missing"):
+        path = _folder(damage)
+        _fill_segments(path, 20)
+        _ack_some(path, per_segment + 2)  # the cursor is inside the second segment
+        cur = path + "/cur"
+        if damage == "garbage":
+            data = bytearray(dualtest.read_bytes(cur))
+            data[5] ^= 0xFF
+            dualtest.write_bytes(cur, bytes(data))
+        elif damage == "short":
+            dualtest.write_bytes(cur, dualtest.read_bytes(cur)[:7])
+        else:
+            os.remove(cur)
+        sp = Spool(path, max_bytes=64 * 1024, segment_bytes=512)
+        # back to the start of the oldest segment still on flash: some repeats, nothing skipped
+        assert _drain(sp) == list(range(per_segment, 20)), damage
+        sp.close()
+
+
+def test_cursor_is_replaced_atomically_with_no_temp_left():
+    path = _folder()
+    _fill_segments(path, 5)
+    _ack_some(path, 2)
+    names = os.listdir(path)
+    assert "cur" in names and "cur.tmp" not in names
+    dualtest.write_bytes(path + "/cur.tmp", b"half-written")  # a crash during the cursor write
+    sp = Spool(path, max_bytes=64 * 1024, segment_bytes=512)
+    assert _drain(sp) == [2, 3, 4]
+    assert "cur.tmp" not in os.listdir(path)
+    sp.close()
+
+
+def test_refuses_bad_configuration_and_records():
+    dualtest.raises(ConfigError, Spool, _folder("a"), max_bytes=1000, segment_bytes=600)
+    dualtest.raises(ConfigError, Spool, _folder("b"), flush_every=0)
+    sp = Spool(_folder("c"), max_bytes=4096, segment_bytes=1024)
+    dualtest.raises(ConfigError, sp.append, b"")
+    dualtest.raises(ConfigError, sp.append, b"x" * 1024)
+    other = Spool(_folder("d"), max_bytes=4096, segment_bytes=1024)
+    other.append(b"{}")
+    dualtest.raises(ConfigError, sp.ack, other.batch(100))
+    sp.close()
+    other.close()
+
+
+class _CountingSink:
+    def __init__(self, heap):
+        self.heap = heap
+        self.n = 0
+        self.writes = 0
+
+    def write(self, mv):
+        self.n += len(mv)
+        self.writes += 1
+        if self.writes % 16 == 0:
+            self.heap.sample()
+
+
+def _append_and_drain(n, name):
+    rec = bytearray(b'{"n":00000}')
+    sp = Spool(_folder(name), max_bytes=4 * 1024 * 1024, segment_bytes=64 * 1024, flush_every=100)
+    with dualtest.HeapPeak() as heap:
+        for i in range(n):
+            v = i
+            for k in range(9, 4, -1):
+                rec[k] = 48 + v % 10
+                v //= 10
+            sp.append(rec)
+            if i % 512 == 0:
+                heap.sample()
+        sink = _CountingSink(heap)
+        count = 0
+        while True:
+            b = sp.batch(16 * 1024)
+            if b is None:
+                break
+            b.write_to(sink.write)
+            count += b.count
+            sp.ack(b)
+            heap.sample()
+    assert count == n and sp.pending() == 0
+    assert sink.n > n * len(rec)
+    sp.close()
+    return heap.peak
+
+
+def test_heap_flat_for_100k_readings_vs_1k():
+    small = _append_and_drain(1000, "k1")
+    big = _append_and_drain(100000, "k100")
+    assert big - small <= 2048, (small, big)
