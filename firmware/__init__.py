@@ -1,0 +1,1 @@
+"""The sensor-node application built on lib/mindconnect: config, boards, sensors, network, power."""
