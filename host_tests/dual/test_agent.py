@@ -1,0 +1,161 @@
+# Agent logic against an in-process fake hub (test_agent_hub.FakeHub), on both runtimes: onboarding
+# once, stored tokens, 401 renewal, rotation with every power-cut point, recovery and the "needs a new
+# onboarding key" state, clock from the gateway, skew. The end-to-end tests against tools/mockhub over
+# real TLS are in test_agent_e2e.py.
+from test_agent_hub import FakeHub, Resp
+
+import dualtest
+from mindconnect import agent as agentmod
+from mindconnect import credentials
+from mindconnect.clock import Clock
+from mindconnect.errors import OnboardingRequired
+
+# The fake hub shares the interpreter with the agent here; device memory is measured in test_agent_e2e.
+MPY_HEAPSIZE = "256K"
+
+
+class Cut(Exception):
+    """A simulated power cut at a checkpoint."""
+
+
+def make(hub, folder=None, key=True, board=None, checkpoint=None, **kw):
+    folder = folder or dualtest.tmpdir() + "/store"
+    src = board or (lambda: hub.now_s * 1000)
+    return agentmod.Agent(folder, onboarding_key=hub.key() if key else None, clock=Clock(source=src),
+                          http_factory=lambda host, port: hub, checkpoint=checkpoint, **kw)
+
+
+def test_onboards_once_and_keeps_the_token():
+    hub = FakeHub()
+    a = make(hub)
+    assert a.state == agentmod.NEW
+    tok = a.authorize()
+    assert a.state == agentmod.READY and tok in hub.tokens and hub.registrations == 1
+    # a new boot: no registration, no token request, the token comes from flash
+    b = make(hub)
+    assert b.authorize() == tok
+    assert hub.registrations == 1 and hub.count("POST", "/api/agentmanagement/v3/oauth/token") == 1
+    assert "secret" not in repr(b.store.current()) and "rat" not in repr(b.store.current())
+    # 5 minutes before expiry a new token is fetched
+    hub.now_s += 3600 - 299
+    assert make(hub).authorize() != tok
+
+
+def test_spent_key_gives_a_clear_error_without_spinning():
+    hub = FakeHub()
+    hub.iats = set()  # the key was used already (by someone else)
+    a = make(hub)
+    e = dualtest.raises(OnboardingRequired, a.authorize)
+    assert "new onboarding key" in e.message and "IAT-1" not in e.message
+    calls = len(hub.calls)
+    e = dualtest.raises(OnboardingRequired, make(hub).authorize)
+    assert "already used" in e.message and len(hub.calls) == calls  # no request with a spent key
+    assert a.state == agentmod.NEEDS_KEY
+    # a new key gets it going
+    hub.iats.add("IAT-2")
+    b = agentmod.Agent(a.store.folder, onboarding_key=hub.key("IAT-2"), clock=a.clock,
+                       http_factory=lambda h, p: hub)
+    assert b.authorize() in hub.tokens and b.state == agentmod.READY
+
+
+def test_401_mid_session_renews_and_retries_once():
+    hub = FakeHub()
+    a = make(hub)
+    a.authorize()
+    hub.tokens.clear()  # the hub forgot every token
+    r = a._authed("GET", "/api/agentmanagement/v3/agents/x/dataSourceConfiguration")
+    assert r.status == 200
+    assert hub.count("POST", "/api/agentmanagement/v3/oauth/token") == 2
+
+
+def test_unset_clock_takes_the_gateway_time():
+    hub = FakeHub()
+    board = [7000]  # booted without NTP: 7 s after 1970
+    a = make(hub, board=lambda: board[0])
+    a.authorize()  # register answered with Server-Time: the clock is set before any signing
+    assert a.clock.is_set() and abs(a.clock.now() - hub.now_s) <= 1
+    # a board whose only response so far is the token endpoint's: it asks token_key for the time first
+    hub2 = FakeHub()
+    b = make(hub2, folder=dualtest.tmpdir() + "/s2", board=lambda: 0)
+    b.onboard()
+    b.clock.offset_ms = 0
+    b.authorize()
+    assert hub2.calls[1][1] == "/api/agentmanagement/v3/oauth/token_key"
+
+
+def test_skewed_clock_is_corrected_from_the_gateway():
+    hub = FakeHub()
+    warnings = []
+    a = make(hub, board=lambda: (hub.now_s - 900) * 1000, log=warnings.append)  # NTP-set but 15 min slow
+    assert a.authorize() in hub.tokens
+    assert warnings and "900" in warnings[-1]
+
+
+def _rotate_once(hub, folder, cut_at):
+    def checkpoint(name):
+        if name == cut_at:
+            raise Cut(name)
+    a = make(hub, folder=folder, checkpoint=checkpoint)
+    dualtest.raises(Cut, a.authorize)
+
+
+def test_rotation_survives_a_power_cut_at_every_step():
+    for cut_at in ("rotate:before_put", "rotate:after_put", "rotate:after_save", "rotate:after_token"):
+        hub = FakeHub(secret_lifetime=2 * 86400)
+        folder = dualtest.tmpdir() + "/" + cut_at.replace(":", "_")
+        make(hub, folder=folder).authorize()
+        hub.now_s += 86400 - 3600 + 5  # inside the 25 h window
+        _rotate_once(hub, folder, cut_at)
+        # restart: works without onboarding again, rotated, and the fallback is gone afterwards
+        a = make(hub, folder=folder)
+        assert a.authorize() in hub.tokens, cut_at
+        assert hub.registrations == 1 and a.state == agentmod.READY, cut_at
+        cur = a.store.current()
+        assert hub.secrets.get(cur.client_secret, 0) > hub.now_s + 86400, cut_at
+        assert not a.store.has_previous(), cut_at
+        # and keeps working after the old secret expired
+        hub.now_s += 86400
+        hub.tokens.clear()
+        assert make(hub, folder=folder).authorize(force=True) in hub.tokens, cut_at
+
+
+def test_rotates_by_itself_for_a_simulated_week():
+    hub = FakeHub(secret_lifetime=30 * 3600, token_lifetime=3600)
+    a = make(hub)
+    week_end = hub.now_s + 7 * 86400
+    while hub.now_s < week_end:
+        assert a.authorize() in hub.tokens
+        hub.now_s += 1800
+    assert hub.registrations == 1 and hub.rotations >= 7 * 24 // 5
+
+
+def test_all_secrets_refused_enters_needs_key_and_stays_quiet():
+    hub = FakeHub()
+    a = make(hub)
+    a.authorize()
+    hub.secrets.clear()
+    hub.rats.clear()
+    hub.tokens.clear()
+    e = dualtest.raises(OnboardingRequired, a.authorize, True)
+    assert "new onboarding key" in e.message
+    assert a.state == agentmod.NEEDS_KEY
+    calls = len(hub.calls)
+    for _ in range(3):
+        dualtest.raises(OnboardingRequired, make(hub).authorize)
+    assert len(hub.calls) == calls  # no spinning against the hub
+    assert "key_fp" in (credentials.CredentialStore(a.store.folder).read(credentials.NEEDS_KEY) or {})
+
+
+def test_rotation_refused_falls_back_to_the_previous_rat():
+    hub = FakeHub(secret_lifetime=2 * 86400)
+    folder = dualtest.tmpdir() + "/s"
+    make(hub, folder=folder).authorize()
+    hub.now_s += 86400 - 3600 + 5
+    # the answer of a rotation is lost, then the hub refuses the next rotation with the same RAT once
+    _rotate_once(hub, folder, "rotate:after_put")
+    hub.fault("PUT", "/api/agentmanagement/v3/register/", Resp(500, {"message": "down"}))
+    a = make(hub, folder=folder)
+    e = dualtest.raises(Exception, a.authorize)
+    assert getattr(e, "retryable", False), e
+    assert make(hub, folder=folder).authorize() in hub.tokens
+    assert hub.registrations == 1

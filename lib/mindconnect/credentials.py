@@ -1,0 +1,188 @@
+"""The agent's identity and tokens on flash: small JSON documents, checksummed, written atomically.
+
+Every document is one file: the JSON text, a newline, and the SHA-256 (hex) of that text. It is
+written to `<name>.tmp`, flushed and synced, then renamed over `<name>` (atomic on littlefs and
+POSIX), so a power cut leaves either the old or the new document, never half of one. A file that
+fails its checksum or does not parse is treated as missing.
+
+Documents kept in the store folder:
+    current    the ClientIdentifier in use
+    previous   the one before a rotation, kept until a token was obtained with `current`
+    token      the access token and its expiry, so a wake cycle needs no token request
+    model      hashes of the data model and mappings last accepted by the hub, and the DSC eTag
+    needs_key  present when every stored secret was refused: a new onboarding key is needed
+"""
+
+import binascii
+import hashlib
+import json
+import os
+
+from mindconnect.compat import fsync_dir, fsync_file
+
+CURRENT = "current"
+PREVIOUS = "previous"
+TOKEN = "token"
+MODEL = "model"
+NEEDS_KEY = "needs_key"
+
+
+def key_fingerprint(iat):
+    """A short, non-reversible fingerprint of an onboarding key's IAT (to recognise a spent key)."""
+    if isinstance(iat, str):
+        iat = iat.encode()
+    return binascii.hexlify(hashlib.sha256(iat).digest()[:12]).decode()
+
+
+class Identity:
+    """A ClientIdentifier from register or rotate, plus where it belongs (tenant, base URL).
+
+    The secret and the registration access token are attributes, never part of repr or str.
+    """
+
+    FIELDS = ("client_id", "client_secret", "client_secret_expires_at", "registration_access_token",
+              "registration_client_uri", "tenant", "base_url", "key_fp")
+
+    def __init__(self, client_id, client_secret, client_secret_expires_at, registration_access_token,
+                 registration_client_uri, tenant, base_url, key_fp=""):
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.client_secret_expires_at = int(client_secret_expires_at or 0)
+        self.registration_access_token = registration_access_token
+        self.registration_client_uri = registration_client_uri
+        self.tenant = tenant
+        self.base_url = base_url
+        self.key_fp = key_fp
+
+    @classmethod
+    def from_response(cls, doc, tenant, base_url, key_fp):
+        """Build from a register/rotate answer; ValueError names the missing field (never a value)."""
+        for name in ("client_id", "client_secret", "registration_access_token", "registration_client_uri"):
+            if not isinstance(doc.get(name), str) or not doc.get(name):
+                raise ValueError("the hub's ClientIdentifier has no " + name)
+        return cls(doc["client_id"], doc["client_secret"], doc.get("client_secret_expires_at") or 0,
+                   doc["registration_access_token"], doc["registration_client_uri"], tenant, base_url, key_fp)
+
+    @classmethod
+    def from_doc(cls, doc):
+        return cls(*[doc.get(f) for f in cls.FIELDS])
+
+    def to_doc(self):
+        return {f: getattr(self, f) for f in self.FIELDS}
+
+    def same_secret(self, other):
+        return other is not None and self.client_secret == other.client_secret
+
+    def __repr__(self):
+        return "<Identity %s expires_at=%d>" % (self.client_id, self.client_secret_expires_at)
+
+    __str__ = __repr__
+
+
+class CredentialStore:
+    """Checksummed JSON documents in one folder (see the module docstring for the names)."""
+
+    def __init__(self, folder):
+        self.folder = folder.rstrip("/") or "/"
+        try:
+            os.mkdir(self.folder)
+        except OSError:
+            pass  # already there
+
+    def _path(self, name):
+        return self.folder + "/" + name
+
+    def read(self, name):
+        """The document `name` as a dict, or None when it is missing or corrupt."""
+        try:
+            with open(self._path(name), "rb") as f:
+                raw = f.read()
+        except OSError:
+            return None
+        cut = raw.rfind(b"\n")
+        text = raw[:cut]
+        if cut < 0 or binascii.hexlify(hashlib.sha256(text).digest()) != raw[cut + 1:].strip():
+            return None
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def write(self, name, doc):
+        """Replace document `name` atomically: temp file, flush + sync, rename."""
+        text = json.dumps(doc).encode()
+        path = self._path(name)
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(text)
+            f.write(b"\n")
+            f.write(binascii.hexlify(hashlib.sha256(text).digest()))
+            fsync_file(f)
+        os.rename(tmp, path)
+        fsync_dir(self.folder)
+
+    def remove(self, name):
+        try:
+            os.remove(self._path(name))
+        except OSError:
+            pass  # already gone
+        fsync_dir(self.folder)
+
+    # -- identities ------------------------------------------------------------------------------
+
+    def identities(self):
+        """[current, previous] as far as they are readable; a corrupt current falls back to previous."""
+        out = []
+        for name in (CURRENT, PREVIOUS):
+            doc = self.read(name)
+            if doc and doc.get("client_id") and doc.get("client_secret"):
+                ident = Identity.from_doc(doc)
+                if not out or not ident.same_secret(out[0]):
+                    out.append(ident)
+        return out
+
+    def current(self):
+        ids = self.identities()
+        return ids[0] if ids else None
+
+    def save_current(self, ident):
+        self.write(CURRENT, ident.to_doc())
+
+    def save_previous(self, ident):
+        self.write(PREVIOUS, ident.to_doc())
+
+    def drop_previous(self):
+        self.remove(PREVIOUS)
+
+    def has_previous(self):
+        return self.read(PREVIOUS) is not None
+
+    # -- token -----------------------------------------------------------------------------------
+
+    def token(self, client_id):
+        """(access_token, expires_at seconds) stored for client_id, or None."""
+        doc = self.read(TOKEN)
+        if doc and doc.get("client_id") == client_id and doc.get("access_token"):
+            return doc["access_token"], int(doc.get("expires_at") or 0)
+        return None
+
+    def save_token(self, client_id, access_token, expires_at):
+        self.write(TOKEN, {"client_id": client_id, "access_token": access_token, "expires_at": int(expires_at)})
+
+    def drop_token(self):
+        self.remove(TOKEN)
+
+    # -- the "needs a new onboarding key" state ----------------------------------------------------
+
+    def needs_key(self):
+        """The reason recorded when every stored secret was refused, or None."""
+        doc = self.read(NEEDS_KEY)
+        return doc.get("reason", "credentials refused") if doc else None
+
+    def set_needs_key(self, reason, key_fp=None):
+        """Record that a new onboarding key is needed (key_fp: the fingerprint of the spent key)."""
+        self.write(NEEDS_KEY, {"reason": reason, "key_fp": key_fp})
+
+    def clear_needs_key(self):
+        self.remove(NEEDS_KEY)
