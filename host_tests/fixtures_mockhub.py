@@ -92,7 +92,7 @@ def hs256_assertion(client_id, tenant, secret, now, pad=False, aud=("southgate",
     header = alg_header or {"alg": "HS256", "typ": "JWT"}
     claims = {"iss": client_id, "sub": client_id, "aud": list(aud) if isinstance(aud, tuple) else aud,
               "iat": int(now), "nbf": int(now), "exp": int(now) + lifetime,
-              "schemas": ["urn:siemens:mindsphere:v1"], "ten": tenant, "jti": jti or str(uuid.uuid4())}
+              "schemas": ["urn:siemens:mindsphere:v1"], "ten": tenant, "jti": str(uuid.uuid4()) if jti is None else jti}
     claims.update(override)
     signing_input = (b64url(json.dumps(header, separators=(",", ":")).encode(), pad) + "."
                      + b64url(json.dumps(claims, separators=(",", ":")).encode(), pad))
