@@ -336,6 +336,7 @@ class ReadingStage:
                 raise ConfigError("%d bytes of readings are staged in %s, over the %d allowed now; "
                                   "raise the body limit to send them" % (size, self.path, max_bytes))
             return FileBatch(self.path, size, count)
+        size = 0
         with open(self.path, "wb") as f:
             while True:
                 reading = self._held
