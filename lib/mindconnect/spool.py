@@ -97,6 +97,9 @@ class Spool:
             raise ConfigError("spool flush_every must be 1 or more (or None to flush by time only)")
         if buf_bytes < 64:
             raise ConfigError("spool buf_bytes must be at least 64")
+        if not hasattr(binascii, "crc32"):
+            raise ConfigError("this MicroPython build has no binascii.crc32, which the spool needs: "
+                              "use a firmware built with it (the ESP32 builds have it)")
         self.path = path
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
@@ -109,6 +112,8 @@ class Spool:
         self._rmv = memoryview(self._rbuf)
         self._hdr = bytearray(CURSOR_LEN)  # record headers and the cursor image
         self._hmv = memoryview(self._hdr)
+        self._len_mv = self._hmv[:2]  # slices made once: appends allocate nothing for them
+        self._head_mv = self._hmv[:HEADER]
         self._wpos = 0  # bytes waiting in _wbuf
         self._wcount = 0  # records waiting in _wbuf
         self._file = None  # the newest segment, open for appending
@@ -152,9 +157,13 @@ class Spool:
             os.mkdir(self.path)
         except OSError:
             pass
+        try:
+            names = os.listdir(self.path)
+        except OSError:
+            raise ConfigError("spool folder %s cannot be created: check that its parent exists" % self.path) from None
         first = last = -1
         total = 0
-        for name in os.listdir(self.path):
+        for name in names:
             if name == CURSOR_TMP:
                 os.remove(self.path + "/" + name)
                 continue
@@ -249,7 +258,7 @@ class Spool:
         if off + HEADER > size:
             return 0
         f.seek(off)
-        if f.readinto(self._hmv[:HEADER]) != HEADER:
+        if f.readinto(self._head_mv) != HEADER:
             return 0
         n = self._hdr[0] | (self._hdr[1] << 8)
         if n == 0 or off + HEADER + n > size:
@@ -262,14 +271,16 @@ class Spool:
         if not n:
             return 0
         want = _u32(self._hdr, 2)
-        crc = _crc(self._hmv[:2], 0)
-        buf = self._rbuf
+        crc = _crc(self._len_mv, 0)
+        mv = self._rmv
+        cap = len(mv)
         left = n
         while left:
-            k = left if left < len(buf) else len(buf)
-            if f.readinto(self._rmv[:k]) != k:
+            chunk = mv if left >= cap else mv[:left]
+            k = len(chunk)
+            if f.readinto(chunk) != k:
                 return 0
-            crc = _crc(self._rmv[:k], crc)
+            crc = _crc(chunk, crc)
             left -= k
         return n if crc == want else 0
 
@@ -315,19 +326,19 @@ class Spool:
         h = self._hdr
         h[0] = n & 0xFF
         h[1] = n >> 8
-        _put_u32(h, 2, _crc(record, _crc(self._hmv[:2], 0)))
+        _put_u32(h, 2, _crc(record, _crc(self._len_mv, 0)))
         wbuf = self._wbuf
         if self._wpos + need > len(wbuf):
             self._spill()
         if need > len(wbuf):
             f = self._append_file()
-            self._write(f, self._hmv[:HEADER])
+            self._write(f, self._head_mv)
             self._write(f, record)
             self._file_size += need
             self._synced = False
         else:
             p = self._wpos
-            wbuf[p:p + HEADER] = self._hmv[:HEADER]
+            wbuf[p:p + HEADER] = self._head_mv
             wbuf[p + HEADER:p + need] = record
             self._wpos = p + need
             self._wcount += 1
