@@ -6,16 +6,29 @@
     MOCKHUB_ADMIN_URL (http://127.0.0.1:<port>; create agents with POST /admin/agents).
 """
 
+import shutil
+
 import pytest
 
 from tools.mockhub import MockHub
+from tools.mockhub.certs import TLSMaterial
 
-__all__ = ["mockhub", "mockhub_env"]
+__all__ = ["mockhub", "mockhub_env", "mockhub_tls_template"]
+
+
+@pytest.fixture(scope="session")
+def mockhub_tls_template(tmp_path_factory):
+    """CA, server certificates and signing key made once per session (RSA key generation is slow)."""
+    d = tmp_path_factory.mktemp("mockhub-tls")
+    TLSMaterial(d)
+    return d / "tls"
 
 
 @pytest.fixture
-def mockhub(tmp_path):
-    hub = MockHub(tmp_path / "mockhub-state").start()
+def mockhub(tmp_path, mockhub_tls_template):
+    state = tmp_path / "mockhub-state"
+    shutil.copytree(mockhub_tls_template, state / "tls")
+    hub = MockHub(state).start()
     try:
         yield hub
     finally:
