@@ -1,0 +1,138 @@
+# The agent end to end against tools/mockhub over real TLS on 127.0.0.1, on both runtimes: the full
+# lifecycle with what the mock stored compared to what was sent, and the failures the agent must ride
+# out (401, 429 + Retry-After, 500, a connection dropped mid-upload, 400 on a batch, wrong CA).
+# The mock is driven through its admin HTTP API, so the MicroPython leg does the same as CPython.
+import hashlib
+import json
+
+import dualtest
+from mindconnect import agent as agentmod
+from mindconnect import items
+from mindconnect.http import HTTPClient
+from mindconnect.transport import Transport
+
+HOST_FIXTURES = ("agent_hub",)
+
+DESC = {"configurationId": "cfg-e2e", "dataSources": [{"name": "env", "dataPoints": [
+    {"id": "temp", "name": "Temperature", "type": "DOUBLE", "unit": "C"},
+    {"id": "on", "name": "Heater", "type": "BOOLEAN", "unit": ""}]}]}
+T0 = 1764050571000
+
+
+def admin(method, path, doc=None):
+    url = dualtest.env("MOCKHUB_ADMIN_URL")
+    c = HTTPClient(Transport(tls=False).connect, "127.0.0.1", int(url.rsplit(":", 1)[1]), max_body=65536)
+    try:
+        r = c.request(method, path, {"Content-Type": "application/json"} if doc is not None else None,
+                      json.dumps(doc) if doc is not None else None)
+    finally:
+        c.close()
+    if r.status >= 300:
+        raise AssertionError("admin %s %s: %d %s" % (method, path, r.status, r.body))
+    return r.json() if r.body else None
+
+
+def new_agent(ca=None, **kw):
+    created = admin("POST", "/admin/agents", {})
+    ca_der = dualtest.read_bytes(ca or dualtest.env("MOCKHUB_CA_DER"))
+    t = Transport(ca_der=ca_der)
+    a = agentmod.Agent(dualtest.tmpdir() + "/store", t.connect, onboarding_key=created["onboarding_key_json"], **kw)
+    return a, t, created["client_id"]
+
+
+def readings(n, start=0, bad_every=0):
+    for i in range(start, start + n):
+        if bad_every and i % bad_every == 0:
+            yield T0 + i * 1000, [("nope", 1.0)]
+        else:
+            yield T0 + i * 1000, [("temp", 20 + i * 0.25), ("on", i % 2 == 0)]
+
+
+def _file(path, size):
+    h = hashlib.sha256()
+    chunk = b"0123456789abcdef" * 256
+    with open(path, "wb") as f:
+        left = size
+        while left > 0:
+            piece = chunk[:left] if left < len(chunk) else chunk
+            f.write(piece)
+            h.update(piece)
+            left -= len(piece)
+    return "".join("%02x" % b for b in h.digest())
+
+
+def test_full_lifecycle_matches_what_the_mock_stored():
+    a, t, cid = new_agent()
+    model = items.DataModel(DESC)
+    maps = [{"dataPointId": "temp", "entityId": "e" * 32, "propertySetName": "env", "propertyName": "t"}]
+    assert a.sync_model(model, maps)
+    assert not a.sync_model(model, maps)  # unchanged: nothing sent again
+    path = dualtest.tmpdir() + "/blob.bin"
+    digest = _file(path, 1024 * 1024)
+    ev = items.event_record(2, "temp above 30", "ThresholdViolation", T0, "1b4e28ba-2fa1-41d2-883f-0016d3cca427")
+    custom = items.custom_item("noteType", "1.0", "text/plain", "hello hub")
+    rep = a.exchange([items.event_item([ev]), items.file_item(path, T0), custom], timeseries=readings(21, 0, 10))
+    assert [o.status for o in rep.outcomes] == [agentmod.SENT], rep.outcomes
+    assert rep.invalid == 3 and rep.count(agentmod.SENT) == 18
+    assert t.handshakes == 1  # onboarding, token, DSC, mapping and exchange on one connection
+    rows = admin("GET", "/admin/agents/%s/timeseries" % cid)
+    assert len(rows) == 36 and rows[0][1:3] == ["temp", "20.25"], rows[:2]
+    assert admin("GET", "/admin/agents/%s/dropped" % cid) == []
+    files = admin("GET", "/admin/agents/%s/files" % cid)
+    assert files[0][0] == "blob.bin" and files[0][1] == 1024 * 1024 and files[0][2] == digest
+    evs = admin("GET", "/admin/agents/%s/events" % cid)
+    assert len(evs) == 1 and evs[0]["description"] == "temp above 30"
+    assert admin("GET", "/admin/agents/%s/custom" % cid)[0]["size"] == 9
+    dsc = admin("GET", "/admin/agents/%s/dsc" % cid)
+    assert dsc["configurationId"] == "cfg-e2e"
+    assert [m["dataPointId"] for m in admin("GET", "/admin/agents/%s/mappings" % cid)] == ["temp"]
+
+
+def test_failures_are_ridden_out_and_nothing_is_lost():
+    a, t, cid = new_agent(body_limit=4096)
+    a.sync_model(items.DataModel(DESC))
+    ts = "/admin/agents/%s/timeseries" % cid
+    # 401 mid-session: a new token and the same request again
+    admin("POST", "/admin/agents/%s/expire-token" % cid)
+    rep = a.exchange(timeseries=readings(10))
+    assert [o.status for o in rep.outcomes] == [agentmod.SENT]
+    # 429 with Retry-After: retry later, not before
+    admin("POST", "/admin/faults", {"client_id": cid, "endpoint": "exchange", "status": 429, "retry_after": 7})
+    rep = a.exchange(timeseries=readings(10, 10))
+    o = rep.outcomes[-1]
+    assert o.status == agentmod.RETRY and o.retry_at_ms - a.clock.now_ms() >= 6000
+    assert a.exchange().outcomes[0].reason == "backing off"
+    a.retry_at_ms = None  # the caller slept until then
+    # 500, then a connection dropped mid-upload: both retried later, the staged readings are resent
+    admin("POST", "/admin/faults", {"client_id": cid, "endpoint": "exchange", "status": 500})
+    assert a.exchange(timeseries=readings(0)).outcomes[-1].status == agentmod.RETRY
+    a.retry_at_ms = None
+    # (count 2: http.py reconnects once by itself when a kept-alive connection was found closed)
+    admin("POST", "/admin/faults", {"client_id": cid, "endpoint": "exchange", "drop_after_request_bytes": 700,
+                                    "count": 2})
+    assert a.exchange(timeseries=readings(0)).outcomes[-1].status == agentmod.RETRY
+    a.retry_at_ms = None
+    rep = a.exchange(timeseries=readings(0))
+    assert rep.outcomes and rep.outcomes[-1].status == agentmod.SENT
+    assert len(admin("GET", ts)) == 40  # 20 readings, 2 points each, once each
+    # 400 on one batch: set aside with the reason, the next batches flow (several under 4 KB)
+    admin("POST", "/admin/faults", {"client_id": cid, "endpoint": "exchange", "status": 400,
+                                    "message": "bad batch"})
+    rep = a.exchange(timeseries=readings(60, 100))
+    statuses = [o.status for o in rep.outcomes]
+    assert statuses[0] == agentmod.REJECTED and "bad batch" in rep.outcomes[0].reason
+    assert statuses[1:] and set(statuses[1:]) == {agentmod.SENT}
+    kept = rep.outcomes[0].readings
+    assert len(admin("GET", ts)) == 40 + 2 * (60 - kept)
+    with open(a.aside.path, "rb") as f:
+        assert b"bad batch" in f.read()
+    assert admin("GET", "/admin/agents/%s/dropped" % cid) == []
+
+
+def test_wrong_ca_is_refused_before_any_credential_is_sent():
+    a, t, cid = new_agent(ca=dualtest.env("WRONG_CA_DER"))
+    rep = a.exchange([items.custom_item("x", "1.0", "text/plain", "x")])
+    o = rep.outcomes[0]
+    assert o.status == agentmod.RETRY and "certificate" in o.reason.lower(), o.reason
+    state = admin("GET", "/admin/agents/%s" % cid)
+    assert not state["onboarded"] and not state["onboarding_key_used"] and state["tokens_issued"] == 0
