@@ -118,7 +118,7 @@ def test_flush_every_n_writes_once_per_n_readings():
     assert (sp.flash_writes, sp.bytes_written, sp.unflushed) == (1, 4 * (HEADER + len(rec)), 0)
     for _ in range(8):
         sp.append(rec)
-    assert sp.flash_writes == 3
+    assert (sp.flash_writes, sp.syncs) == (3, 3)
     sp.close()
 
 

@@ -125,6 +125,7 @@ class Spool:
         self.torn = 0
         self.flash_writes = 0
         self.bytes_written = 0
+        self.syncs = 0  # file syncs (littlefs commits), the costly part of a flush
         self._open()
 
     # ----- naming and small file helpers
@@ -247,6 +248,7 @@ class Spool:
         with open(tmp, "wb") as f:
             self._write(f, h)
             fsync_file(f)
+            self.syncs += 1
         os.rename(tmp, self.path + "/" + CURSOR)
         fsync_dir(self.path)
         self._cursor = cur
@@ -363,6 +365,7 @@ class Spool:
         self._spill()
         if not self._synced:
             fsync_file(self._file)
+            self.syncs += 1
             self._synced = True
         self.unflushed = 0
 
