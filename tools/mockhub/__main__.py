@@ -148,9 +148,9 @@ def main(argv=None):
     elif args.cmd == "expire-token":
         out = _call(args.admin, "POST", "/admin/agents/%s/expire-token" % args.client_id)
     elif args.cmd == "fault":
-        body = {k: v for k, v in vars(args).items() if k not in ("cmd", "admin") and v not in (None, False)}
-        if body.get("count") == 0:
-            body["count"] = None
+        body = {k: v for k, v in vars(args).items()
+                if k not in ("cmd", "admin", "count") and v is not None and v is not False}
+        body["count"] = args.count or None  # 0: until cleared
         out = _call(args.admin, "POST", "/admin/faults", body)
     elif args.cmd == "clear-faults":
         _call(args.admin, "DELETE", "/admin/faults")

@@ -274,7 +274,8 @@ class MockHub:
             body = {"error": error, "error_description": message}
         else:
             body = {"id": uuid.uuid4().hex, "message": message}
-        return Response(status, json.dumps(body), self._headers(endpoint, req.fault) + list(extra),
+        return Response(status, json.dumps(body, separators=(",", ":")),
+                        self._headers(endpoint, req.fault) + list(extra),
                         "application/json")
 
     def fault_response(self, fault, req):
