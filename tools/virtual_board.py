@@ -52,6 +52,7 @@ def _vb_setup(root, capacity, block, run_main, pretend):
         # A folder of the host as the board's flash, with a fixed capacity for statvfs.
         def __init__(self):
             self.p = vfs.VfsPosix(root)
+            self.host = vfs.VfsPosix()
         def mount(self, readonly, mkfs):
             pass
         def umount(self):
@@ -72,7 +73,12 @@ def _vb_setup(root, capacity, block, run_main, pretend):
         def remove(self, path):
             return self.p.remove(path)
         def rename(self, a, b):
-            return self.p.rename(a, b)
+            # VfsPosix(root).rename loses its first path (both share one buffer): rename by host paths
+            return self.host.rename(self._host_path(a), self._host_path(b))
+        def _host_path(self, path):
+            if not path.startswith("/"):
+                path = self.p.getcwd().rstrip("/") + "/" + path
+            return root + path
         def rmdir(self, path):
             return self.p.rmdir(path)
         def stat(self, path):
