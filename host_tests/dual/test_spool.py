@@ -108,6 +108,27 @@ def test_unacked_batch_stays_queued_and_order_survives_reopen():
     sp.close()
 
 
+def test_pending_counts_records_not_yet_synced():
+    path = _folder()
+    sp = Spool(path, max_bytes=64 * 1024, segment_bytes=4096, flush_every=None, buf_bytes=64)
+    sp.append(b'{"n":0}')
+    sp.close()
+    sp = Spool(path, max_bytes=64 * 1024, segment_bytes=4096, flush_every=None, buf_bytes=64)
+    for i in range(1, 10):
+        sp.append(b'{"n":%d}' % i)  # the small buffer spills, but nothing is synced
+    sp.append(b'{"big":"' + b"x" * 80 + b'"}')  # bigger than the buffer: written straight through
+    sp.append(b'{"n":11}')
+    assert sp.flash_writes > 0 and sp.syncs == 0
+    assert sp.pending() == 12
+    sp.append(b'{"n":12}')
+    assert sp.pending() == 13
+    b = sp.batch(10000)
+    assert b.count == 13 and sp.unflushed == 0
+    sp.ack(b)
+    assert sp.pending() == 0
+    sp.close()
+
+
 def test_flush_every_n_writes_once_per_n_readings():
     sp = Spool(_folder(), max_bytes=64 * 1024, segment_bytes=4096, flush_every=4, buf_bytes=1024)
     rec = _reading(7)

@@ -118,6 +118,8 @@ class Spool:
         self._wcount = 0  # records waiting in _wbuf
         self._file = None  # the newest segment, open for appending
         self._synced = True
+        self._synced_size = 0  # bytes of the newest segment committed by the last sync
+        self._unsynced = 0  # records written to it since (another handle may not see them yet)
         self._since = 0  # ticks of the first unflushed append
         self._pending = None  # unacknowledged records; counted on first use, then kept up to date
         self.unflushed = 0
@@ -220,7 +222,7 @@ class Spool:
             count, end, last_off = self._walk(f, off, size)
             clean = end == size and (last_off < 0 or self._record_ok(f, last_off, size))
         if clean and size < self.segment_bytes:
-            self._file_size = size
+            self._file_size = self._synced_size = size
         else:
             self._active = last + 1
         if self._cursor[0] > self._active:
@@ -337,6 +339,7 @@ class Spool:
             self._write(f, self._head_mv)
             self._write(f, record)
             self._file_size += need
+            self._unsynced += 1
             self._synced = False
         else:
             p = self._wpos
@@ -367,6 +370,8 @@ class Spool:
             fsync_file(self._file)
             self.syncs += 1
             self._synced = True
+            self._synced_size = self._file_size
+            self._unsynced = 0
         self.unflushed = 0
 
     def close(self):
@@ -393,6 +398,7 @@ class Spool:
             return
         self._write(self._append_file(), self._wmv[:self._wpos])
         self._file_size += self._wpos
+        self._unsynced += self._wcount
         self._wpos = 0
         self._wcount = 0
         self._synced = False
@@ -404,7 +410,7 @@ class Spool:
             self._file.close()
             self._file = None
         self._active += 1
-        self._file_size = 0
+        self._file_size = self._synced_size = 0
 
     def _make_room(self, need):
         """Drop the oldest segments until need more bytes fit in max_bytes."""
@@ -432,7 +438,9 @@ class Spool:
     def pending(self):
         """Records appended and not yet acknowledged (counted once per open, then kept up to date)."""
         if self._pending is None:
-            self._pending = self._count(self._cursor, (self._active, self._file_size)) + self._wcount
+            end = (self._active, self._synced_size)
+            self._pending = self._count(self._cursor, end)
+            self._pending += self._unsynced + self._wcount
         return self._pending
 
     def batch(self, max_bytes):
