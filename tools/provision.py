@@ -312,7 +312,8 @@ def main(argv=None, say=print):
             return 1
         results = [provision_board(port, args, key, name, say) for port, name, key in boards]
         say("")
-        say(summary(results))
+        for line in summary(results).splitlines():
+            say(line)
         return 0 if all(r.ok for r in results) else 1
     res = provision_board(args.port, args, args.key, args.name, say)
     if res.ok:

@@ -1,0 +1,212 @@
+# tools/provision.py against virtual boards (the real unix port behind a pty, the real mpremote) and the
+# mock hub over real TLS: from nothing to a provisioned, onboarded board; nothing copied when nothing
+# changed; every bad input refused with a clear message before the board's files are touched.
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mpyharness
+import pytest
+
+from tools import provision
+from tools import provision_bundle as pb
+from tools.mockhub import MockHub
+from tools.virtual_board import VirtualBoard
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    h = MockHub(tmp_path_factory.mktemp("hub")).start()
+    yield h
+    h.stop()
+
+
+@pytest.fixture(scope="module")
+def inputs(hub, tmp_path_factory):
+    """An onboarding key file, the hub's CA as PEM, and a Wi-Fi password file."""
+    d = tmp_path_factory.mktemp("inputs")
+    key = hub.create_agent(name="node-1")
+    (d / "key.json").write_text(key["onboarding_key_json"])
+    (d / "wifi.txt").write_text("wifi-pass-never-printed\n")
+    return {"dir": d, "key": str(d / "key.json"), "key_doc": key, "ca": str(hub.ca_pem_path),
+            "wifi": str(d / "wifi.txt")}
+
+
+class Run:
+    """provision.main in this process, its output collected."""
+
+    def __init__(self, *argv):
+        self.lines = []
+        self.rc = provision.main([str(a) for a in argv], say=self.lines.append)
+        self.text = "\n".join(self.lines)
+
+
+def snapshot(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in Path(folder).rglob("*") if p.is_file()}
+
+
+def base_args(port, inputs, *extra):
+    return (port, "--ca", inputs["ca"], "--wifi-ssid", "plant", "--wifi-password-file", inputs["wifi"]) + extra
+
+
+def assert_no_secrets(text, inputs):
+    assert "wifi-pass-never-printed" not in text
+    assert inputs["key_doc"]["onboarding_key"]["content"]["iat"] not in text
+
+
+def test_help_shows_examples():
+    proc = subprocess.run([sys.executable, "-m", "tools.provision", "--help"], capture_output=True, text=True,
+                          cwd=str(ROOT), timeout=60)
+    assert proc.returncode == 0
+    assert "python -m tools.provision /dev/ttyUSB0 --key" in proc.stdout
+    assert "--fleet" in proc.stdout and "--dry-run" in proc.stdout
+
+
+def test_from_nothing_then_nothing_to_copy(vboard, inputs, hub):
+    mpyharness.require_micropython()
+    dry = Run(*base_args(vboard.port, inputs, "--key", inputs["key"], "--dry-run"))
+    assert dry.rc == 0, dry.text
+    assert "would copy /lib/mindconnect/agent.mpy" in dry.text
+    assert snapshot(vboard.flash_dir) == {}, "a dry run wrote to the board"
+
+    first = Run(*base_args(vboard.port, inputs, "--key", inputs["key"]))
+    assert first.rc == 0, first.text
+    flash = snapshot(vboard.flash_dir)
+    bundle = pb.bundle_files()
+    for board_path, host_path in bundle.items():
+        assert flash[board_path] == Path(host_path).read_bytes(), board_path
+    assert flash["ca.der"] == hub.ca_der  # PEM given, DER written
+    cfg = json.loads(flash["config.json"])
+    assert cfg["wifi"]["ssid"] == "plant" and cfg["gateway"] == hub.base_url and cfg["ca_file"] == "ca.der"
+    secrets = json.loads(flash["secrets.json"])
+    assert secrets["wifi_password"] == "wifi-pass-never-printed"
+    assert secrets["onboarding_key"] == inputs["key_doc"]["onboarding_key"]
+    assert not [p for p in flash if p.endswith(".tmp")]
+    for check in ("imports", "config", "clock"):
+        assert any(line.split()[:2] == [check, "PASS"] for line in first.lines), first.text
+    assert any(line.split()[:2] == ["tls", "PASS"] for line in first.lines), first.text  # real TLS to the hub
+    assert_no_secrets(first.text, inputs)
+
+    again = Run(*base_args(vboard.port, inputs, "--key", inputs["key"]))
+    assert again.rc == 0, again.text
+    assert "plan: 0 of %d files to copy" % (len(bundle) + 3) in again.text
+    assert snapshot(vboard.flash_dir) == flash
+
+    one = Run(*base_args(vboard.port, inputs, "--key", inputs["key"], "--set", "sample_s=30"))
+    assert one.rc == 0, one.text
+    assert "plan: 1 of" in one.text and "/config.json" in one.text
+    assert json.loads((Path(vboard.flash_dir) / "config.json").read_text())["sample_s"] == 30
+
+
+def test_stale_sources_are_removed_so_they_cannot_shadow_mpy(vboard, inputs):
+    mpyharness.require_micropython()
+    src = Run(*base_args(vboard.port, inputs, "--no-mpy", "--no-selftest"))
+    assert src.rc == 0, src.text
+    assert (Path(vboard.flash_dir) / "lib/mindconnect/agent.py").exists()
+    mpy = Run(*base_args(vboard.port, inputs, "--no-selftest"))
+    assert mpy.rc == 0, mpy.text
+    left = [p for p in snapshot(vboard.flash_dir) if p.startswith(("lib/", "firmware/")) and p.endswith(".py")]
+    assert left == []
+    assert "removed /lib/mindconnect/agent.py" in mpy.text
+
+
+def test_onboard_prints_client_id_and_deletes_the_key(vboard, inputs, hub, tmp_path):
+    mpyharness.require_micropython()
+    key = hub.create_agent(name="node-onboard")
+    (tmp_path / "key.json").write_text(key["onboarding_key_json"])
+    run = Run(*base_args(vboard.port, inputs, "--key", tmp_path / "key.json", "--onboard"))
+    assert run.rc == 0, run.text
+    assert "onboarded: client id %s" % key["client_id"] in run.text
+    assert hub.agent_state(key["client_id"])["onboarded"]
+    secrets = json.loads((Path(vboard.flash_dir) / "secrets.json").read_text())
+    assert "onboarding_key" not in secrets and secrets["wifi_password"] == "wifi-pass-never-printed"
+    assert key["onboarding_key"]["content"]["iat"] not in run.text
+
+
+def _expired(inputs, tmp_path):
+    doc = dict(inputs["key_doc"]["onboarding_key"], expiration="2020-01-01T00:00:00.000Z")
+    (tmp_path / "expired.json").write_text(json.dumps(doc))
+    return tmp_path / "expired.json"
+
+
+@pytest.mark.parametrize("case,message", [
+    ("missing", "file not found"),
+    ("not json", "not valid JSON"),
+    ("no iat", "content.iat is missing"),
+    ("expired", "expired on 2020-01-01"),
+])
+def test_bad_onboarding_key_is_refused_and_the_board_left_as_it_was(vboard, inputs, tmp_path, case, message):
+    mpyharness.require_micropython()
+    if case == "missing":
+        key = tmp_path / "nothing-here.json"
+    elif case == "not json":
+        key = tmp_path / "k.json"
+        key.write_text("{content: oops")
+    elif case == "no iat":
+        doc = json.loads(json.dumps(inputs["key_doc"]["onboarding_key"]))
+        del doc["content"]["iat"]
+        key = tmp_path / "k.json"
+        key.write_text(json.dumps(doc))
+    else:
+        key = _expired(inputs, tmp_path)
+    before = snapshot(vboard.flash_dir)
+    run = Run(*base_args(vboard.port, inputs, "--key", key))
+    assert run.rc == 1
+    assert message in run.text and "FAILED" in run.text
+    assert snapshot(vboard.flash_dir) == before
+    assert_no_secrets(run.text, inputs)
+
+
+def test_a_port_that_does_not_exist(inputs):
+    run = Run(*base_args("/dev/ttyNOPE7", inputs))
+    assert run.rc == 1
+    assert "serial port /dev/ttyNOPE7 does not exist" in run.text
+
+
+@pytest.mark.parametrize("board_kw,message", [
+    ({"flash_size": 192 * 1024}, "not enough free flash"),
+    ({"pretend_version": (1, 22, 2, "")}, "MicroPython 1.22.2 on the board is too old"),
+])
+def test_unfit_board_is_refused_before_anything_is_written(inputs, tmp_path, board_kw, message):
+    mpyharness.require_micropython()
+    (tmp_path / "main.py").write_text("print('the user program')\n")
+    before = snapshot(tmp_path)
+    with VirtualBoard(tmp_path, **board_kw) as board:
+        run = Run(*base_args(board.port, inputs, "--key", inputs["key"]))
+    assert run.rc == 1
+    assert message in run.text, run.text
+    assert snapshot(tmp_path) == before
+
+
+def test_fleet_provisions_each_board_and_sums_up(inputs, tmp_path):
+    mpyharness.require_micropython()
+    (tmp_path / "fleet.csv").write_text("port,name,key\n{port},good-node,{key}\n/dev/ttyNOPE8,lost-node,\n")
+    with VirtualBoard(tmp_path / "flash") as board:
+        csv_text = (tmp_path / "fleet.csv").read_text().format(port=board.port, key=inputs["key"])
+        (tmp_path / "fleet.csv").write_text(csv_text)
+        run = Run("--fleet", tmp_path / "fleet.csv", "--ca", inputs["ca"], "--no-selftest")
+    assert run.rc == 1  # one board failed
+    table = run.lines[run.lines.index("") + 1:]
+    assert table[0].split()[:4] == ["name", "port", "result", "copied"]
+    good = [r for r in table if r.startswith("good-node")][0].split()
+    lost = [r for r in table if r.startswith("lost-node")][0].split()
+    assert good[2] == "ok" and int(good[3]) > 20
+    assert lost[2] == "FAILED" and "does not exist" in " ".join(lost)
+
+
+def test_ca_pem_and_der_both_give_der(hub, tmp_path):
+    assert pb.ca_der(hub.ca_pem_path) == hub.ca_der
+    assert pb.ca_der(hub.ca_der_path) == hub.ca_der
+    (tmp_path / "junk.crt").write_text("hello")
+    with pytest.raises(pb.ProvisionError, match="neither PEM nor DER"):
+        pb.ca_der(tmp_path / "junk.crt")
+
+
+def test_mpy_version_mismatch_is_refused():
+    facts = {"version": [1, 24, 0], "mpy": 5}
+    with pytest.raises(pb.ProvisionError, match="reads .mpy version 5 but mpy-cross made version 6"):
+        provision.check_runtime(facts, (6, 0))
+    provision.check_runtime(facts, None)  # --no-mpy: sources run on any 1.23+
