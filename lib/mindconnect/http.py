@@ -1,0 +1,362 @@
+"""HTTP/1.1 client over an injected stream factory, for a small heap.
+
+    client = HTTPClient(Transport(ca_der).connect, "southgate.eu1.mindsphere.io")
+    resp = client.request("POST", "/api/...", headers=[("Authorization", "Bearer ...")], body=multipart_body)
+
+One connection is kept open and reused (keep-alive: a TLS handshake costs more than a request on an
+ESP32). When a reused connection turns out closed before any response byte, the request is sent once
+more on a new connection, so request bodies must be writable twice (the multipart sources are).
+
+Memory is fixed whatever the body sizes: request bytes pass through one preallocated write buffer
+(small writes from a body writer are coalesced so TLS does not send a record per write), responses are
+read with readinto into one preallocated read buffer, and a response body is either handed to a sink
+piece by piece or collected in RAM up to max_body bytes.
+
+Status codes are not errors here: any complete response is returned (the agent maps them). Errors:
+errors.NetworkError from the stream (connect, timeout, reset; ConnectionClosed when the server hangs
+up mid-response) and errors.ProtocolError for a malformed response or one over a limit.
+"""
+
+import json
+
+from mindconnect.errors import ConfigError, ConnectionClosed, ProtocolError
+
+MAX_LINE = 1024  # bytes of a status, header or chunk-size line, CRLF not counted
+MAX_HEADERS = 32
+MAX_INFORMATIONAL = 4  # 1xx responses skipped before the final one
+WRITE_BUF = 1024
+_READ_BUF = MAX_LINE + 2
+_HEX = b"0123456789abcdefABCDEF"
+_BODY_METHODS = ("POST", "PUT", "PATCH")  # these send Content-Length: 0 when they have no body
+
+
+class Response:
+    """A complete HTTP response: .status, .reason, .headers (lower-case names), .body (None if streamed)."""
+
+    def __init__(self, status, reason, headers, body):
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        if self.body is None:
+            raise ConfigError("the response body went to a sink: there is nothing to parse")
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            raise ProtocolError("the body of the %d response is not valid JSON" % self.status) from None
+
+    def __repr__(self):
+        # Never the body or header values: they can hold tokens.
+        size = "streamed" if self.body is None else "%d bytes" % len(self.body)
+        return "<Response %d %s, %s>" % (self.status, self.reason, size)
+
+
+def _check_token(text, what):
+    """Refuse request-line and header text that would break the framing (CR, LF)."""
+    if "\r" in text or "\n" in text:
+        raise ConfigError("%s contains a line break" % what)
+
+
+class HTTPClient:
+    """Requests to one host:port over connections from connect(host, port, timeout_ms).
+
+    The stream that connect returns has write(buf), readinto(buf) -> int (0 at EOF) and close(), and
+    raises errors.NetworkError (ConnectionClosed for a reset) with the timeout applied to every read.
+    Counters: .connections (connections opened) and .requests (requests written, resends included).
+    """
+
+    def __init__(self, connect, host, port=443, timeout_ms=30000, max_body=16384, user_agent=None):
+        self.connect = connect
+        self.host = host
+        self.port = port
+        self.timeout_ms = timeout_ms
+        self.max_body = max_body
+        self.user_agent = user_agent
+        self.connections = 0
+        self.requests = 0
+        self._where = "%s:%d" % (host, port)
+        self._over_limit = ("the response body from " + self._where
+                            + " is over the limit of %d bytes: pass a sink or a larger max_body")
+        self._host_header = host if port in (80, 443) else self._where
+        self._stream = None
+        self._wbuf = bytearray(WRITE_BUF)
+        self._wmv = memoryview(self._wbuf)
+        self._wused = 0
+        self._sent = 0
+        self._rbuf = bytearray(_READ_BUF)
+        self._rmv = memoryview(self._rbuf)
+        self._rpos = 0
+        self._rend = 0
+        self._answered = False  # a response byte arrived for the request in flight
+
+    def request(self, method, path, headers=None, body=None, sink=None, max_body=None):
+        """Send one request and read its whole response; returns a Response.
+
+        headers: (name, value) pairs or a dict; Host, Content-Length and Content-Type (from
+        body.content_type) are added unless given. body: bytes, str, or an object with .length,
+        .write_to(write) and optionally .content_type. sink: a callable given the response body in
+        pieces (memoryviews valid only during the call); then .body is None and max_body does not apply.
+        """
+        if isinstance(body, str):
+            body = body.encode()
+        head = self._head(method, path, headers, body)
+        limit = self.max_body if max_body is None else max_body
+        reused = self._stream is not None
+        try:
+            return self._exchange(method, head, body, sink, limit)
+        except ConnectionClosed:
+            if not reused or self._answered:
+                raise
+        # The server had closed the idle keep-alive connection: once more on a new one.
+        return self._exchange(method, head, body, sink, limit)
+
+    def close(self):
+        """Close the connection (the next request opens a new one)."""
+        stream = self._stream
+        self._stream = None
+        if stream is not None:
+            stream.close()
+
+    # --- request -----------------------------------------------------------------------------
+
+    def _head(self, method, path, headers, body):
+        _check_token(method + path, "the request line")
+        if " " in path:
+            raise ConfigError("the request path contains a space: percent-encode it")
+        if body is None:
+            length = 0 if method in _BODY_METHODS else None
+            ctype = None
+        elif isinstance(body, (bytes, bytearray, memoryview)):
+            length = len(body)
+            ctype = None
+        else:
+            length = body.length
+            ctype = getattr(body, "content_type", None)
+        lines = ["%s %s HTTP/1.1\r\n" % (method, path)]
+        given = set()
+        for name, value in (headers.items() if isinstance(headers, dict) else headers or ()):
+            value = str(value)
+            _check_token(name + value, "header %s" % name)  # the value is not shown: it can be a secret
+            given.add(name.lower())
+            lines.append("%s: %s\r\n" % (name, value))
+        if "host" not in given:
+            lines.insert(1, "Host: %s\r\n" % self._host_header)
+        if self.user_agent and "user-agent" not in given:
+            lines.append("User-Agent: %s\r\n" % self.user_agent)
+        if length is not None and "content-length" not in given:
+            lines.append("Content-Length: %d\r\n" % length)
+        if ctype and "content-type" not in given:
+            lines.append("Content-Type: %s\r\n" % ctype)
+        lines.append("\r\n")
+        return "".join(lines).encode()
+
+    def _exchange(self, method, head, body, sink, limit):
+        """One attempt: connect if needed, send, receive; any failure closes the connection."""
+        self._answered = False
+        try:
+            if self._stream is None:
+                self._stream = self.connect(self.host, self.port, self.timeout_ms)
+                self.connections += 1
+                self._rpos = self._rend = 0
+            self._wused = 0
+            self._send(head, body)
+            return self._receive(method, sink, limit)
+        except BaseException:
+            self.close()
+            raise
+
+    def _send(self, head, body):
+        self.requests += 1
+        self._sent = 0
+        self._write(head)
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            self._write(body)
+        elif body is not None:
+            body.write_to(self._write)
+            if self._sent - len(head) != body.length:
+                raise ProtocolError("the request body wrote %d bytes but declared %d"
+                                    % (self._sent - len(head), body.length))
+        if self._wused:
+            self._stream.write(self._wmv[:self._wused])
+            self._wused = 0
+
+    def _write(self, data):
+        """Coalesce writes through the write buffer; the stream only sees full buffers or big pieces."""
+        n = len(data)
+        self._sent += n
+        used = self._wused
+        if used + n < WRITE_BUF:
+            self._wbuf[used:used + n] = data
+            self._wused = used + n
+            return
+        view = memoryview(data)
+        take = WRITE_BUF - used
+        self._wbuf[used:] = view[:take]
+        self._stream.write(self._wbuf)
+        rest = n - take
+        if rest >= WRITE_BUF:
+            self._stream.write(view[take:])
+            rest = 0
+        elif rest:
+            self._wbuf[:rest] = view[take:]
+        self._wused = rest
+
+    # --- response ----------------------------------------------------------------------------
+
+    def _receive(self, method, sink, limit):
+        for _ in range(MAX_INFORMATIONAL + 1):
+            version, status, reason = self._status_line()
+            headers = self._headers()
+            if status >= 200:
+                break
+        else:
+            raise ProtocolError("%s sent more than %d informational (1xx) responses"
+                                % (self._where, MAX_INFORMATIONAL))
+        conn = headers.get("connection", "").lower()
+        keep = "close" not in conn if version == b"HTTP/1.1" else "keep-alive" in conn
+        length = headers.get("content-length")
+        if method == "HEAD" or status in (204, 304):
+            length = 0
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            length = None
+        elif length is None:  # the body ends with the connection
+            length = -1
+            keep = False
+        elif length.isdigit():
+            length = int(length)
+        else:
+            raise ProtocolError("bad Content-Length from %s" % self._where)
+        if sink is not None:
+            self._body(length, sink)
+            body = None
+        elif length is not None and length >= 0:
+            if length > limit:
+                raise ProtocolError(self._over_limit % limit)
+            body = bytearray(length)
+            self._exact(memoryview(body))
+            body = bytes(body)
+        else:
+            collected = bytearray()
+
+            def collect(piece):
+                if len(collected) + len(piece) > limit:
+                    raise ProtocolError(self._over_limit % limit)
+                collected.extend(piece)
+            self._body(length, collect)
+            body = bytes(collected)
+        if not keep or self._rpos != self._rend:  # closing, or more bytes than the response declared
+            self.close()
+        return Response(status, reason, headers, body)
+
+    def _status_line(self):
+        line = self._readline("before answering", "status line")
+        parts = line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or len(parts[1]) != 3 or not parts[1].isdigit():
+            raise ProtocolError("%s did not answer with an HTTP status line (got %r)" % (self._where, line[:32]))
+        reason = parts[2].decode() if len(parts) > 2 else ""
+        return parts[0], int(parts[1]), reason
+
+    def _headers(self):
+        headers = {}
+        for _ in range(MAX_HEADERS + 1):
+            line = self._readline("in the response header", "header line")
+            if not line:
+                return headers
+            i = line.find(b":")
+            if i <= 0 or line[0] in (9, 32):
+                raise ProtocolError("malformed header line from %s" % self._where)
+            try:
+                name = line[:i].strip().lower().decode()
+                value = line[i + 1:].strip().decode()
+            except UnicodeError:
+                raise ProtocolError("a header from %s is not UTF-8 text" % self._where) from None
+            if name in headers:
+                headers[name] += ", " + value
+            else:
+                headers[name] = value
+        raise ProtocolError("%s sent more than %d response headers" % (self._where, MAX_HEADERS))
+
+    def _body(self, length, sink):
+        """Pass the body to sink in memoryview slices of the read buffer.
+
+        length: bytes of a Content-Length body, -1 for a body that ends with the connection, None
+        for a chunked body.
+        """
+        if length is not None:
+            self._pieces(length, sink)
+            return
+        while True:
+            line = self._readline("in a chunked body", "chunk-size line")
+            size = line.split(b";", 1)[0].strip()
+            if not size or len(size) > 8 or size.strip(_HEX):
+                raise ProtocolError("bad chunk size from %s" % self._where)
+            size = int(size, 16)
+            if size == 0:
+                break
+            self._pieces(size, sink)
+            if self._readline("in a chunked body", "chunk end"):
+                raise ProtocolError("a chunk from %s is longer than its size line says" % self._where)
+        for _ in range(MAX_HEADERS + 1):  # trailer fields, dropped
+            if not self._readline("in the chunked trailer", "trailer line"):
+                return
+        raise ProtocolError("%s sent more than %d trailer lines" % (self._where, MAX_HEADERS))
+
+    def _pieces(self, length, sink):
+        """Pass length bytes (-1: up to EOF) through the read buffer to sink."""
+        got = 0
+        while got != length:
+            if self._rpos == self._rend and not self._fill():
+                if length < 0:
+                    return
+                raise self._cut(got, length)
+            take = self._rend - self._rpos
+            if length >= 0 and take > length - got:
+                take = length - got
+            sink(self._rmv[self._rpos:self._rpos + take])
+            self._rpos += take
+            got += take
+
+    def _exact(self, view):
+        """Fill view with body bytes: what is buffered first, then straight from the stream."""
+        got = min(len(view), self._rend - self._rpos)
+        view[:got] = self._rmv[self._rpos:self._rpos + got]
+        self._rpos += got
+        while got < len(view):
+            n = self._stream.readinto(view[got:])
+            if not n:
+                raise self._cut(got, len(view))
+            got += n
+
+    def _cut(self, got, length):
+        return ConnectionClosed("%s closed the connection after %d of %d body bytes" % (self._where, got, length))
+
+    def _readline(self, when, what):
+        """The next line without its CRLF, as bytes; at most MAX_LINE bytes."""
+        while True:
+            i = self._rbuf.find(b"\n", self._rpos, self._rend)
+            if i >= 0:
+                end = i - 1 if i > self._rpos and self._rbuf[i - 1] == 13 else i
+                line = bytes(self._rmv[self._rpos:end])
+                self._rpos = i + 1
+                return line
+            if self._rend - self._rpos >= _READ_BUF:
+                raise ProtocolError("%s sent a %s longer than %d bytes" % (self._where, what, MAX_LINE))
+            if self._rend == _READ_BUF:  # make room: move the partial line to the front
+                n = self._rend - self._rpos
+                self._rmv[:n] = self._rmv[self._rpos:self._rend]
+                self._rpos, self._rend = 0, n
+            if not self._fill():
+                raise ConnectionClosed("%s closed the connection %s" % (self._where, when))
+
+    def _fill(self):
+        """Read more into the read buffer; False at EOF."""
+        if self._rpos == self._rend:
+            self._rpos = self._rend = 0
+        n = self._stream.readinto(self._rmv[self._rend:])
+        if not n:
+            return False
+        self._rend += n
+        self._answered = True
+        return True

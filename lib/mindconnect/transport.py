@@ -1,0 +1,249 @@
+"""TCP connections with verified TLS, directly or through an HTTP CONNECT proxy.
+
+The only module that touches socket, ssl and tls. Transport(...).connect is the stream factory that
+http.HTTPClient takes: connect(host, port, timeout_ms) -> Stream with write, readinto and close.
+Every socket and TLS failure comes out as errors.NetworkError, errors.TLSError (certificate, host
+name or handshake) or errors.ConnectionClosed (reset or closed by the peer).
+
+Facts found by experiment on the MicroPython unix port (1.29, mbedtls), kept here because they shape
+the code (ESP32 uses the same extmod tls module):
+- settimeout() on the TCP socket also bounds connect, the TLS handshake and every read and write of
+  the wrapped socket: they raise OSError(ETIMEDOUT) when it expires.
+- SSLContext.load_verify_locations takes the DER CA positionally; cadata= raises TypeError.
+- wrap_socket(..., server_hostname=h) handshakes before returning. A certificate that does not
+  chain to the CA, or does not name h (CN or SAN, IP addresses included), raises ValueError with
+  mbedtls' text; other handshake failures raise OSError with a negative mbedtls code (e.g. -29184
+  when the peer does not speak TLS) or a plain errno (ECONNRESET when it hangs up).
+- readinto (and recv_into) on a blocking socket with a timeout wait to fill the whole buffer and
+  raise ETIMEDOUT even when part of it arrived: hence non-blocking reads with poll (see Stream).
+- readinto returns 0 at EOF, after a close_notify and after a bare FIN alike; a reset raises
+  OSError(ECONNRESET). Writing to a closed socket raises OSError(EPIPE) (SIGPIPE is ignored).
+- Plain sockets have readinto but no recv_into; CPython sockets have recv_into but no readinto.
+"""
+
+import binascii
+import socket
+from errno import EAGAIN, ECONNABORTED, ECONNREFUSED, ECONNRESET, ENOTCONN, ETIMEDOUT
+
+from mindconnect.compat import MICROPYTHON
+from mindconnect.errors import ConfigError, ConnectionClosed, NetworkError, TLSError
+
+_EPIPE = 32  # missing from MicroPython's errno module; 32 on Linux and in ESP-IDF's newlib alike
+_CLOSED_ERRNOS = (ECONNRESET, _EPIPE, ECONNABORTED, ENOTCONN)
+_PROXY_REPLY_MAX = 1024
+
+
+def _is_timeout(e):
+    if e.errno in (ETIMEDOUT, EAGAIN):
+        return True
+    return not MICROPYTHON and isinstance(e, socket.timeout)
+
+
+def _tls_context(ca_der):
+    """A client context that requires a certificate chaining to ca_der and naming the host."""
+    if MICROPYTHON:
+        import tls
+        ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+        ctx.verify_mode = tls.CERT_REQUIRED
+        ctx.load_verify_locations(ca_der)
+        return ctx
+    import ssl
+    ctx = ssl.create_default_context(cadata=ca_der)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.check_hostname = True
+    return ctx
+
+
+def _tls_error(e, where):
+    """The error for a failed handshake: TLSError, except a timeout (a slow network, not a TLS fault)."""
+    if isinstance(e, OSError) and _is_timeout(e):
+        return NetworkError("TLS handshake with %s timed out" % where)
+    # CPython names the fault in verify_message or reason; MicroPython's ValueError carries mbedtls' text.
+    detail = getattr(e, "verify_message", None) or getattr(e, "reason", None) or str(e).strip()
+    return TLSError("TLS handshake with %s failed (%s): check that the CA file is the one that signed "
+                    "the server's certificate and that the host name is the one in it" % (where, detail))
+
+
+class Stream:
+    """A connected (TLS) socket: write everything, readinto, close; failures as errors.py classes.
+
+    On MicroPython the socket is switched to non-blocking and every wait goes through poll with the
+    timeout: a blocking readinto there does not return what has arrived but waits to fill the whole
+    buffer ("no short reads") and then raises ETIMEDOUT. Non-blocking, readinto returns what is
+    there, None when nothing is (also after a TLS record without data, e.g. a session ticket), 0 at EOF.
+    """
+
+    def __init__(self, sock, where, timeout_ms):
+        self.sock = sock
+        self.where = where
+        self.timeout_ms = timeout_ms
+        if MICROPYTHON:
+            import select
+            sock.setblocking(False)
+            self._readable = select.poll()
+            self._readable.register(sock, select.POLLIN)
+            self._writable = select.poll()
+            self._writable.register(sock, select.POLLOUT)
+
+    def write(self, buf):
+        try:
+            if not MICROPYTHON:
+                self.sock.sendall(buf)
+                return
+            n = self.sock.write(buf)
+            while n is None or n < len(buf):
+                if n:
+                    buf = memoryview(buf)[n:]
+                if not self._writable.poll(self.timeout_ms):
+                    raise OSError(ETIMEDOUT)
+                n = self.sock.write(buf)
+        except OSError as e:
+            raise self._error(e, "sending to") from None
+
+    def readinto(self, buf):
+        """Bytes read into buf (at least 1), or 0 at EOF."""
+        try:
+            if not MICROPYTHON:
+                return self.sock.recv_into(buf)
+            n = self.sock.readinto(buf)
+            while n is None:
+                if not self._readable.poll(self.timeout_ms):
+                    raise OSError(ETIMEDOUT)
+                n = self.sock.readinto(buf)
+            return n
+        except OSError as e:
+            raise self._error(e, "reading from") from None
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def _error(self, e, doing):
+        if _is_timeout(e):
+            return NetworkError("timed out %s %s (nothing for %d ms)" % (doing, self.where, self.timeout_ms))
+        if e.errno in _CLOSED_ERRNOS:
+            return ConnectionClosed("connection %s %s was reset or closed by the peer" % (doing, self.where))
+        if not MICROPYTHON:
+            import ssl
+            if isinstance(e, ssl.SSLError):
+                return TLSError("TLS error %s %s: %s" % (doing, self.where, e.reason or e))
+        elif e.errno is not None and e.errno < 0:
+            return TLSError("TLS error %s %s (mbedtls %d)" % (doing, self.where, e.errno))
+        return NetworkError("network error %s %s: %s" % (doing, self.where, e))
+
+
+class Transport:
+    """Opens streams to host:port: TCP, then TLS verified against ca_der (DER bytes), optionally
+    through an HTTP CONNECT proxy given as (host, port) or (host, port, user, password).
+
+    tls=False gives plain TCP (tests and local tools only; the gateway is always TLS).
+    Counters: .connects (TCP connections made) and .handshakes (TLS handshakes completed).
+    """
+
+    def __init__(self, ca_der=None, proxy=None, tls=True):
+        if tls and not ca_der:
+            raise ConfigError("TLS needs the gateway's CA certificate as DER bytes (ca_der): "
+                              "provision the CA file")
+        if proxy is not None and len(proxy) not in (2, 4):
+            raise ConfigError("proxy must be (host, port) or (host, port, user, password)")
+        self.ca_der = ca_der
+        self.proxy = proxy
+        self.tls = tls
+        self.connects = 0
+        self.handshakes = 0
+        self._ctx = None
+
+    def connect(self, host, port, timeout_ms):
+        where = "%s:%d" % (host, port)
+        if self.proxy:
+            sock = self._tcp(self.proxy[0], self.proxy[1], timeout_ms)
+            try:
+                self._tunnel(sock, host, port, timeout_ms)
+                sock.settimeout(timeout_ms / 1000)  # blocking again for the handshake (Stream made it not)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            sock = self._tcp(host, port, timeout_ms)
+        if not self.tls:
+            return Stream(sock, where, timeout_ms)
+        try:
+            if self._ctx is None:
+                self._ctx = _tls_context(self.ca_der)
+            # server_hostname always set: it is what the certificate's name is checked against.
+            sock = self._ctx.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=True)
+        except (OSError, ValueError) as e:
+            sock.close()
+            raise _tls_error(e, where) from None
+        self.handshakes += 1
+        return Stream(sock, where, timeout_ms)
+
+    def _tcp(self, host, port, timeout_ms):
+        where = "%s:%d" % (host, port)
+        try:
+            ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+        except (OSError, IndexError):
+            raise NetworkError("cannot resolve %s: check the host name and the network's DNS" % host) from None
+        sock = socket.socket(ai[0], socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout_ms / 1000)
+            sock.connect(ai[-1])
+        except OSError as e:
+            sock.close()
+            if _is_timeout(e):
+                raise NetworkError("no connection to %s within %d ms" % (where, timeout_ms)) from None
+            if e.errno == ECONNREFUSED:
+                raise NetworkError("connection to %s refused: check the host and port" % where) from None
+            raise NetworkError("cannot connect to %s: %s" % (where, e)) from None
+        self.connects += 1
+        return sock
+
+    def _tunnel(self, sock, host, port, timeout_ms):
+        """Ask the proxy on sock for a tunnel to host:port (HTTP CONNECT); raise unless it says 2xx."""
+        proxy = "%s:%d" % (self.proxy[0], self.proxy[1])
+        target = "%s:%d" % (host, port)
+        req = "CONNECT %s HTTP/1.1\r\nHost: %s\r\n" % (target, target)
+        if len(self.proxy) == 4:
+            cred = ("%s:%s" % (self.proxy[2], self.proxy[3])).encode()
+            req += "Proxy-Authorization: Basic %s\r\n" % binascii.b2a_base64(cred).strip().decode()
+        stream = Stream(sock, "proxy " + proxy, timeout_ms)
+        stream.write((req + "\r\n").encode())
+        reply = self._proxy_reply(stream, proxy)
+        parts = reply.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+            raise NetworkError("proxy %s gave no HTTP answer to CONNECT: check the proxy address" % proxy)
+        status = int(parts[1])
+        if not 200 <= status < 300:
+            reason = parts[2].decode() if len(parts) > 2 else ""
+            hint = ": check the proxy user and password" if status == 407 else ""
+            raise NetworkError("proxy %s refused the tunnel to %s with %d %s%s"
+                               % (proxy, target, status, reason.strip(), hint), status)
+
+    def _proxy_reply(self, stream, proxy):
+        """The proxy's status line; the rest of its header is read and dropped.
+
+        Read one byte at a time so that nothing after the blank line (the tunnel's first TLS bytes)
+        is consumed: this happens once per connection and the reply is short.
+        """
+        one = bytearray(1)
+        line = bytearray()
+        status_line = None
+        total = 0
+        while True:
+            if not stream.readinto(one):
+                raise ConnectionClosed("proxy %s closed the connection during CONNECT" % proxy)
+            total += 1
+            if total > _PROXY_REPLY_MAX:
+                raise NetworkError("proxy %s sent an overlong CONNECT reply" % proxy)
+            if one[0] != 10:
+                line.append(one[0])
+                continue
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if status_line is None:
+                status_line = bytes(line)
+            elif not line:
+                return status_line
+            line = bytearray()
