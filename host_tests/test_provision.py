@@ -210,3 +210,21 @@ def test_mpy_version_mismatch_is_refused():
     with pytest.raises(pb.ProvisionError, match="reads .mpy version 5 but mpy-cross made version 6"):
         provision.check_runtime(facts, (6, 0))
     provision.check_runtime(facts, None)  # --no-mpy: sources run on any 1.23+
+
+
+def test_provisioned_virtual_board_sends_readings_to_the_hub(hub, inputs, tmp_path):
+    """Flash, provision, forget: the board's main.py starts after provisioning and readings arrive."""
+    mpyharness.require_micropython()
+    if not (ROOT / "main.py").exists() or not (ROOT / "firmware" / "app.py").exists():
+        pytest.skip("main.py and firmware/app.py are not in the repository yet")
+    import time
+    key = hub.create_agent(name="node-e2e")
+    (tmp_path / "key.json").write_text(key["onboarding_key_json"])
+    with VirtualBoard(tmp_path / "flash", run_main=True) as board:
+        run = Run(board.port, "--ca", inputs["ca"], "--key", tmp_path / "key.json", "--onboard",
+                  "--set", "board=sim", "--set", "sample_s=1", "--set", "upload_s=1")
+        assert run.rc == 0, run.text
+        deadline = time.monotonic() + 60
+        while not hub.timeseries(key["client_id"]) and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling the hub with a deadline, not waiting for a fixed time
+    assert hub.timeseries(key["client_id"]), "no readings arrived within 60 s:\n" + run.text

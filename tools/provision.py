@@ -15,9 +15,10 @@ flash; copies only the files whose SHA-256 differs (lib/ as /lib, firmware/ as /
 main.py at the root), each through a temp file and a rename; writes config.json, secrets.json (Wi-Fi
 password, onboarding key) and the gateway CA as DER; with --onboard registers the agent on the board
 and deletes the key from it; then runs a self-test on the board (imports, config, clock, TLS to the
-gateway when reachable). Any refusal comes before the first write, so the board's files stay as they
-were. Secrets are never printed. The Wi-Fi password is read from --wifi-password-file or the
-environment variable MINDCONNECT_WIFI_PASSWORD (a command line is visible to other users).
+gateway when reachable) and soft-resets it, so it starts main.py. Any refusal comes before the first
+write, so the board's files stay as they were. Secrets are never printed. The Wi-Fi password is read
+from --wifi-password-file or the environment variable MINDCONNECT_WIFI_PASSWORD (a command line is
+visible to other users).
 Exit status: 0 when every board passed, 1 otherwise.
 """
 
@@ -70,7 +71,6 @@ class Result:
         self.port = port
         self.ok = False
         self.copied = 0
-        self.removed = 0
         self.client_id = None
         self.message = ""
         self.selftest = []
@@ -208,11 +208,14 @@ def _provision(port, opts, key_path, res, say):
         for p in stale:
             link.remove(p)
             say("  removed %s" % p)
-        res.copied, res.removed = len(changed), len(stale)
+        res.copied = len(changed)
         if opts.onboard:
             _onboard(link, cfg, payload, res, say)
         if not opts.no_selftest:
             _selftest(link, cfg, payload, res, say)
+        if not opts.no_restart:
+            link.restart()
+            say("soft reset: the board starts main.py")
     failed = [r for r in res.selftest if r[1] == "FAIL"]
     res.ok = not failed
     res.message = "self-test failed: " + ", ".join(r[0] for r in failed) if failed else "ok"
@@ -295,6 +298,7 @@ def parser():
     ap.add_argument("--no-mpy", action="store_true", help="copy .py sources instead of .mpy (needs more heap)")
     ap.add_argument("--onboard", action="store_true", help="onboard on the board now and print its client id")
     ap.add_argument("--no-selftest", action="store_true", help="skip the self-test on the board")
+    ap.add_argument("--no-restart", action="store_true", help="leave the board in its REPL afterwards")
     ap.add_argument("--dry-run", action="store_true", help="show what would be copied; write nothing")
     ap.add_argument("--timeout", type=int, default=20, help="seconds to wait for the board per step (20)")
     return ap

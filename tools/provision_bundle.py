@@ -216,4 +216,4 @@ def validate_config(cfg, secrets):
 
 def json_bytes(doc):
     """The exact bytes written for a JSON file (stable, so an unchanged file hashes the same)."""
-    return (json.dumps(doc, indent=1, sort_keys=False) + "\n").encode()
+    return (json.dumps(doc, indent=1) + "\n").encode()

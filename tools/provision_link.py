@@ -31,10 +31,7 @@ class BoardLink:
         real = os.path.realpath(port)
         from mpremote.transport_serial import SerialTransport
         try:
-            self.transport = self._guarded(lambda: SerialTransport(real, baudrate=115200, timeout=timeout / 4),
-                                           timeout, "open")
-        except ProvisionError:
-            raise
+            self.transport = SerialTransport(real, baudrate=115200, timeout=timeout / 4)
         except Exception as e:
             raise ProvisionError("cannot open %s (%s): is another program (a terminal, mpremote) using it?"
                                  % (port, e.__class__.__name__)) from None
@@ -42,10 +39,16 @@ class BoardLink:
                       timeout, "enter the raw REPL")
         self.exec(DEVICE_HELPERS.read_text(), timeout)
 
+    def restart(self):
+        """Leave the raw REPL and soft-reset, so the board runs boot.py and main.py as after power-up."""
+        self._guarded(self.transport.exit_raw_repl, self.timeout, "leave the raw REPL")
+        self._guarded(lambda: self.transport.serial.write(b"\x04"), self.timeout, "soft reset")
+
     def close(self):
         if self.transport is not None:
             try:
-                self.transport.exit_raw_repl()
+                if self.transport.in_raw_repl:
+                    self.transport.exit_raw_repl()
                 self.transport.close()
             except Exception:
                 pass  # already closed by a watchdog
