@@ -219,7 +219,7 @@ class Spool:
         size = _size(self._seg(last))
         off = cur[1] if cur[0] == last else 0
         with open(self._seg(last), "rb") as f:
-            count, end, last_off = self._walk(f, off, size)
+            _, end, last_off = self._walk(f, off, size)
             clean = end == size and (last_off < 0 or self._record_ok(f, last_off, size))
         if clean and size < self.segment_bytes:
             self._file_size = self._synced_size = size
