@@ -25,7 +25,7 @@ padding:4px} code{font-size:12px}
 def _t(ts):
     if ts is None:
         return '<span class="muted">never</span>'
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _e(v):
@@ -57,13 +57,13 @@ def chart_svg(title, points):
         t0, t1 = points[0][0], points[-1][0]
         lo, hi = min(v for _, v in points), max(v for _, v in points)
         span_t, span_v = (t1 - t0) or 1, (hi - lo) or 1
-        xy = ["%.1f,%.1f" % (PAD + (t - t0) / span_t * (w - PAD - 6), h - 16 - (v - lo) / span_v * (h - 36))
+        xy = ["%.1f,%.1f" % (PAD + (t - t0) / span_t * (w - PAD - 6), h - 16 - (v - lo) / span_v * (h - 46))
               for t, v in points]
         parts.append('<polyline fill="none" stroke="#1565c0" stroke-width="1.5" points="%s"/>' % " ".join(xy))
         if len(xy) == 1:
             x, y = xy[0].split(",")
             parts.append('<circle cx="%s" cy="%s" r="3" fill="#1565c0"/>' % (x, y))
-        parts.append('<text x="4" y="%d" font-size="10" fill="#666">%s</text>' % (h - 20 - (h - 36), _e("%g" % hi)))
+        parts.append('<text x="4" y="34" font-size="10" fill="#666">%s</text>' % _e("%g" % hi))
         parts.append('<text x="4" y="%d" font-size="10" fill="#666">%s</text>' % (h - 16, _e("%g" % lo)))
         parts.append('<text x="%d" y="%d" font-size="10" fill="#666">%s</text>'
                      % (PAD, h - 3, _e(_t(t0))))
