@@ -77,8 +77,6 @@ class HTTPClient:
         self.connections = 0
         self.requests = 0
         self._where = "%s:%d" % (host, port)
-        self._over_limit = ("the response body from " + self._where
-                            + " is over the limit of %d bytes: pass a sink or a larger max_body")
         self._host_header = host if port in (80, 443) else self._where
         self._stream = None
         self._wbuf = bytearray(WRITE_BUF)
@@ -233,7 +231,7 @@ class HTTPClient:
             body = None
         elif length is not None and length >= 0:
             if length > limit:
-                raise ProtocolError(self._over_limit % limit)
+                raise self._too_big(limit)
             body = bytearray(length)
             self._exact(memoryview(body))
             body = bytes(body)
@@ -242,7 +240,7 @@ class HTTPClient:
 
             def collect(piece):
                 if len(collected) + len(piece) > limit:
-                    raise ProtocolError(self._over_limit % limit)
+                    raise self._too_big(limit)
                 collected.extend(piece)
             self._body(length, collect)
             body = bytes(collected)
@@ -328,6 +326,10 @@ class HTTPClient:
             if not n:
                 raise self._cut(got, len(view))
             got += n
+
+    def _too_big(self, limit):
+        return ProtocolError("the response body from %s is over the limit of %d bytes: pass a sink or a "
+                             "larger max_body" % (self._where, limit))
 
     def _cut(self, got, length):
         return ConnectionClosed("%s closed the connection after %d of %d body bytes" % (self._where, got, length))
