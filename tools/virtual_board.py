@@ -117,19 +117,20 @@ def _vb_setup(root, capacity, block, run_main, pretend):
                 return getattr(real, name)
 
         sys.modules["sys"] = Sys()
-    sys.stdout.write(READY)
     micropython.kbd_intr(3)
-    for name in ("boot.py", "main.py") if run_main else ("boot.py",):
-        try:
-            os.stat(name)
-        except OSError:
-            continue
-        try:
-            with open(name) as f:
+    try:
+        # from here on a Ctrl-C from the host aborts boot.py / main.py, as on a board
+        sys.stdout.write(READY)
+        for name in ("boot.py", "main.py") if run_main else ("boot.py",):
+            try:
+                f = open(name)
+            except OSError:
+                continue
+            with f:
                 code = f.read()
             exec(code, {"__name__": "__main__"})
-        except BaseException as e:
-            sys.print_exception(e)
+    except BaseException as e:
+        sys.print_exception(e)
 
 READY = %r
 _vb_setup(%r, %d, %d, %r, %r)
@@ -252,27 +253,44 @@ class VirtualBoard:
         env = dict(os.environ)
         env.pop("MICROPYPATH", None)
         env.update(self.env or {})
+        # The relay keeps the read end of the interpreter's stdin too: bytes the host sent that an
+        # exiting interpreter never read are carried over to the next one, as a board's UART buffer
+        # keeps them across a soft reset (mpremote's next session often starts before the reboot ends).
+        self._in_r, self._in_w = os.pipe()
+        os.set_blocking(self._in_w, False)  # not _in_r: the interpreter shares it and needs blocking reads
         self._child = subprocess.Popen(
             [interpreter(), "-X", "heapsize=" + self.heapsize, "-i", "-c", code],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=self._in_r, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             cwd=self.flash_dir, env=env, start_new_session=True, bufsize=0)
-        os.set_blocking(self._child.stdin.fileno(), False)
         self._booting = True       # until READY_MARK: host input waits, so boot code cannot eat it
         self._to_raw = raw         # after the banner: swallow it and enter the raw REPL
         self._boot_buf = b""
 
     def _kill_child(self):
+        """End the interpreter; returns the bytes it was sent but never read."""
         child, self._child = self._child, None
         if child is None:
-            return
+            return b""
         if child.poll() is None:
             try:
                 os.killpg(child.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         child.wait(10)
-        child.stdin.close()
         child.stdout.close()
+        unread = b""
+        os.set_blocking(self._in_r, False)
+        try:
+            while True:
+                chunk = os.read(self._in_r, 4096)
+                if not chunk:
+                    break
+                unread += chunk
+        except BlockingIOError:
+            pass
+        os.close(self._in_r)
+        os.close(self._in_w)
+        return unread
 
     # -- the relay --------------------------------------------------------------------------------
 
@@ -283,19 +301,18 @@ class VirtualBoard:
         last = 0
         while not self._stop.is_set():
             child = self._child
-            out_fd, in_fd = child.stdout.fileno(), child.stdin.fileno()
-            want_write = [in_fd] if pending_in and not self._booting else []
+            out_fd, in_fd = child.stdout.fileno(), self._in_w
+            want_write = [in_fd] if pending_in and not (self._booting or self._to_raw) else []
             r, w, _ = select.select([self._master, out_fd, self._wake_r], want_write, [])
             if self._wake_r in r:
                 return
             if self._master in r:
-                data = os.read(self._master, 4096)
-                if CTRL_C in data and _sigint_handler_installed(child.pid):
-                    # the interpreter is busy executing: a board would raise KeyboardInterrupt
-                    data = data.replace(b"\x03", b"")
-                    os.kill(child.pid, signal.SIGINT)
-                pending_in += data
+                pending_in += os.read(self._master, 4096)
             if w and pending_in:
+                if CTRL_C in pending_in and _sigint_handler_installed(child.pid):
+                    # the interpreter is busy executing: a board would raise KeyboardInterrupt
+                    pending_in[:] = pending_in.replace(b"\x03", b"")
+                    os.kill(child.pid, signal.SIGINT)
                 try:
                     n = os.write(in_fd, pending_in)
                     del pending_in[:n]
@@ -306,7 +323,7 @@ class VirtualBoard:
             if out_fd in r:
                 data = os.read(out_fd, 4096)
                 if not data:
-                    self._kill_child()
+                    pending_in[:0] = self._kill_child()
                     self.soft_reboots += 1
                     self._write_host(SOFT_REBOOT)
                     last = 0x0A
@@ -349,7 +366,7 @@ class VirtualBoard:
         out = self._boot_buf[:max(start, 0)]
         self._boot_buf = b""
         self._to_raw = False
-        os.write(self._child.stdin.fileno(), b"\x01")  # Ctrl-A: the raw REPL prints its own banner
+        os.write(self._in_w, b"\x01")  # Ctrl-A: the raw REPL prints its own banner
         return out
 
     def _write_host(self, data):
