@@ -340,17 +340,20 @@ class HTTPClient:
             i = self._rbuf.find(b"\n", self._rpos, self._rend)
             if i >= 0:
                 end = i - 1 if i > self._rpos and self._rbuf[i - 1] == 13 else i
+                if end - self._rpos > MAX_LINE:  # a bare LF after MAX_LINE + 1 bytes
+                    break
                 line = bytes(self._rmv[self._rpos:end])
                 self._rpos = i + 1
                 return line
             if self._rend - self._rpos >= _READ_BUF:
-                raise ProtocolError("%s sent a %s longer than %d bytes" % (self._where, what, MAX_LINE))
+                break
             if self._rend == _READ_BUF:  # make room: move the partial line to the front
                 n = self._rend - self._rpos
                 self._rmv[:n] = self._rmv[self._rpos:self._rend]
                 self._rpos, self._rend = 0, n
             if not self._fill():
                 raise ConnectionClosed("%s closed the connection %s" % (self._where, when))
+        raise ProtocolError("%s sent a %s longer than %d bytes" % (self._where, what, MAX_LINE))
 
     def _fill(self):
         """Read more into the read buffer; False at EOF."""
