@@ -44,21 +44,25 @@ OWNED_TREES = tuple("/" + t.rstrip("/") for t in pb.OWNED_TREES)
 WIFI_PASSWORD_ENV = "MINDCONNECT_WIFI_PASSWORD"
 # Onboarding on the board: the agent's credential store folder, as firmware/app.py uses it.
 STORE_DIR = "/agent"
+# Runs alone after a soft reset, so the agent has the whole heap (it reads the two JSON files itself
+# rather than importing firmware.config, which would cost about 18 KB more).
 ONBOARD_CODE = """
 def _pv_onboard():
     import json
-    from firmware import config
     from mindconnect.agent import Agent
     from mindconnect.transport import Transport
-    c = config.load("/")
-    with open(c.ca_file, "rb") as f:
+    with open("/config.json") as f:
+        ca_file = json.load(f).get("ca_file", "ca.der")
+    with open("/secrets.json") as f:
+        key = json.load(f)["onboarding_key"]
+    with open("/" + ca_file, "rb") as f:
         ca = f.read()
-    a = Agent(%r, connect=Transport(ca).connect, onboarding_key=c.onboarding_key.reveal())
+    a = Agent(%r, connect=Transport(ca).connect, onboarding_key=key)
     try:
         fresh = a.onboard()
     finally:
         a.close()
-    _pv_out([a.store.current().client_id, fresh])
+    print("@@" + json.dumps([a.store.current().client_id, fresh]))
 _pv_onboard()
 """
 
@@ -226,7 +230,9 @@ def _onboard(link, cfg, payload, res, say):
     if b'"onboarding_key"' not in payload[secrets_path]:
         raise ProvisionError("--onboard needs an onboarding key: give it with --key FILE")
     say("onboarding on the board...")
+    link.fresh(helpers=False)
     client_id, fresh = link.call(ONBOARD_CODE % STORE_DIR, timeout=max(60, link.timeout))
+    link.fresh()
     res.client_id = client_id
     say("onboarded: client id %s%s" % (client_id, "" if fresh else " (was already onboarded)"))
     # the key has done its work: keep only the Wi-Fi password in secrets.json

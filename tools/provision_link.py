@@ -35,9 +35,15 @@ class BoardLink:
         except Exception as e:
             raise ProvisionError("cannot open %s (%s): is another program (a terminal, mpremote) using it?"
                                  % (port, e.__class__.__name__)) from None
-        self._guarded(lambda: self.transport.enter_raw_repl(soft_reset=True, timeout_overall=timeout),
-                      timeout, "enter the raw REPL")
-        self.exec(DEVICE_HELPERS.read_text(), timeout)
+        self.fresh()
+
+    def fresh(self, helpers=True):
+        """Soft-reset into the raw REPL: a clean heap (onboarding needs most of an ESP32's); then load
+        the device helpers unless helpers is False."""
+        self._guarded(lambda: self.transport.enter_raw_repl(soft_reset=True, timeout_overall=self.timeout),
+                      self.timeout, "enter the raw REPL")
+        if helpers:
+            self.exec(DEVICE_HELPERS.read_text())
 
     def restart(self):
         """Leave the raw REPL and soft-reset, so the board runs boot.py and main.py as after power-up."""
