@@ -5,6 +5,11 @@ import sys
 
 import dualtest
 
+# The unix port puts the working directory (the repo root) first on sys.path, where firmware/ exists as
+# source: drop it, so tests import the .mpy files compiled as for the device, as lib/ already is.
+if "" in sys.path:
+    sys.path.remove("")
+
 
 def main():
     mod_name, test_name = sys.argv[1], sys.argv[2]
