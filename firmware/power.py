@@ -1,0 +1,203 @@
+"""Safe mode, the crash counter, main.py's run loop, and RTC-memory records that survive deep sleep.
+
+Safe mode (no app, REPL only, a message printed) is entered when the safe pin is held low at boot
+(GPIO0, the BOOT button, by default) or when the app failed CRASHES_FOR_SAFE_MODE boots in a row.
+A boot counts as failed until the app calls mark_healthy(); the count is kept in a small file on the
+flash (written atomically), so it survives resets and power cuts alike. Entering safe mode clears the
+count: the next reset tries the app again.
+"""
+
+import binascii
+import json
+import os
+import struct
+import sys
+
+from firmware import boards, config
+from mindconnect import compat
+from mindconnect.errors import ConfigError
+
+CRASH_FILE = "crash_count"
+CRASHES_FOR_SAFE_MODE = 3
+CRASH_PAUSE_MS = 5000  # between a crash and the reset: time to read the traceback, and no hot loop
+SAFE_WINDOW_MS = 500  # how long boot watches the safe pin after a power-on or reset
+SAFE_POLL_MS = 50
+DEFAULT_SAFE_PIN = 0
+
+_boot_checked = False
+_safe_reason = None
+
+
+class CrashCounter:
+    """Boots that have not (yet) been marked healthy, and the last crash, in flash_dir/crash_count."""
+
+    def __init__(self, flash_dir):
+        self.path = flash_dir.rstrip("/") + "/" + CRASH_FILE
+
+    def read(self):
+        """(count, last crash text or "")."""
+        try:
+            with open(self.path) as f:
+                lines = f.read().split("\n")
+            return int(lines[0]), lines[1] if len(lines) > 1 else ""
+        except (OSError, ValueError):
+            return 0, ""
+
+    def _write(self, count, last):
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d\n%s\n" % (count, last))
+            compat.fsync_file(f)
+        os.rename(tmp, self.path)
+
+    def started(self):
+        """Count a boot that is about to start the app; returns the new count."""
+        count, last = self.read()
+        self._write(count + 1, last)
+        return count + 1
+
+    def crashed(self, exc):
+        """Remember what the last crash was (shown in the safe-mode message)."""
+        count, _ = self.read()
+        text = "%s: %s" % (type(exc).__name__, exc)
+        self._write(count, text.replace("\n", " ")[:160])
+
+    def clear(self):
+        try:
+            os.remove(self.path)
+        except OSError:
+            pass  # nothing counted
+
+
+def mark_healthy(board):
+    """The app calls this once it has done useful work (e.g. a first complete sample-and-upload cycle)."""
+    CrashCounter(board.flash_dir).clear()
+
+
+def _safe_pin(flash_dir):
+    """config.json's safe_pin, read without the full config check (boot must be quick and never fail)."""
+    try:
+        with open(flash_dir.rstrip("/") + "/" + config.CONFIG_FILE) as f:
+            pin = json.load(f).get("safe_pin", DEFAULT_SAFE_PIN)
+        return pin if pin is None or (isinstance(pin, int) and not isinstance(pin, bool)) else DEFAULT_SAFE_PIN
+    except (OSError, ValueError, AttributeError):
+        return DEFAULT_SAFE_PIN
+
+
+def _pin_held(board, n):
+    """True when pin n reads low; watched for SAFE_WINDOW_MS, or read once on a wake from deep sleep."""
+    if n is None:
+        return False
+    pin = board.pin(n)
+    polls = 1 if board.reset_cause() == "deepsleep" else SAFE_WINDOW_MS // SAFE_POLL_MS
+    for i in range(polls):
+        if pin.value() == 0:
+            return True
+        if i + 1 < polls:
+            board.sleep_ms(SAFE_POLL_MS)
+    return False
+
+
+def check_safe_mode(board):
+    """The reason to stay in safe mode (and print it), or None to start the app."""
+    counter = CrashCounter(board.flash_dir)
+    count, last = counter.read()
+    reason = None
+    if count >= CRASHES_FOR_SAFE_MODE:
+        counter.clear()
+        reason = "the app failed %d boots in a row (last: %s)" % (count, last or "no error recorded")
+    else:
+        pin = _safe_pin(board.flash_dir)
+        if _pin_held(board, pin):
+            reason = "GPIO%d was held low at boot" % pin
+    if reason:
+        print("SAFE MODE: %s." % reason)
+        print("The app is not started and the REPL is yours. Fix the cause, then reset to try the app again.")
+    return reason
+
+
+def boot(board=None):
+    """boot.py: decide about safe mode once; main.py (same interpreter session) follows the decision."""
+    global _boot_checked, _safe_reason
+    _safe_reason = check_safe_mode(board or boards.make())
+    _boot_checked = True
+    return _safe_reason
+
+
+def print_exception(exc):
+    if hasattr(sys, "print_exception"):
+        sys.print_exception(exc)
+    else:  # CPython
+        import traceback
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
+
+
+def _run_app(board, app_main):
+    counter = CrashCounter(board.flash_dir)
+    count = counter.started()
+    try:
+        cfg = config.load(board.flash_dir)
+        for w in cfg.warnings:
+            print("config warning:", w)
+        if cfg.board != "auto" and cfg.board != board.name:
+            board = boards.make(cfg.board, flash_dir=board.flash_dir)
+        if app_main is None:
+            from firmware.app import main as app_main
+        app_main(board, cfg)
+    except ConfigError as e:
+        counter.clear()  # not a crash: nothing will change until the user fixes the file
+        print("config error:", e)
+        print("The app is not started; fix the file on the flash, then reset.")
+    except boards.Reset:
+        raise
+    except Exception as e:  # KeyboardInterrupt passes: Ctrl-C gives the REPL
+        print_exception(e)
+        counter.crashed(e)
+        print("app crashed (failed boot %d of %d before safe mode); reset in %d s"
+              % (count, CRASHES_FOR_SAFE_MODE, CRASH_PAUSE_MS // 1000))
+        board.sleep_ms(CRASH_PAUSE_MS)
+        board.reset()
+
+
+def run_main(app_main=None, board=None):
+    """main.py: run firmware.app.main(board, cfg) unless in safe mode or the config is bad.
+
+    A crash is printed and counted, then the board resets after CRASH_PAUSE_MS. The simulated board
+    raises boards.Reset instead of resetting: this loop then boots again, safe-mode check included.
+    Returns the safe-mode reason, or None when the app returned or the config was refused.
+    """
+    board = board or boards.make()
+    reason = _safe_reason if _boot_checked else check_safe_mode(board)
+    while reason is None:
+        try:
+            _run_app(board, app_main)
+            return None
+        except boards.Reset:
+            board = board.rebooted()
+            reason = check_safe_mode(board)
+    return reason
+
+
+class RtcRecord:
+    """One payload in RTC memory (survives deep sleep and resets, not power cuts), e.g. the schedule.
+
+    Framed with a magic and a CRC-32, so the garbage found after a power-on reads as None.
+    """
+
+    MAGIC = b"MCR1"
+
+    def __init__(self, board):
+        self.mem = board.rtc_memory()
+
+    def load(self):
+        data = self.mem.get()
+        if len(data) < 10 or data[:4] != self.MAGIC:
+            return None
+        n, crc = struct.unpack("<HI", data[4:10])
+        payload = bytes(data[10:10 + n])
+        if len(payload) != n or binascii.crc32(payload) & 0xFFFFFFFF != crc:
+            return None
+        return payload
+
+    def save(self, payload):
+        self.mem.set(self.MAGIC + struct.pack("<HI", len(payload), binascii.crc32(payload) & 0xFFFFFFFF) + payload)
