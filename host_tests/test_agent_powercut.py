@@ -5,7 +5,8 @@ The agent script prints "@@CP <name>" at every checkpoint and, at the one named 
 the host to kill it (a hard stop: no finally blocks, no flush), as a power cut would.
 """
 
-import select
+import queue
+import threading
 import time
 
 import mpyharness
@@ -43,30 +44,32 @@ LIFETIME = 7 * 86400
 
 
 def _run(mpy, script_mod, extra, env, kill_at=None):
+    """Run the agent script; SIGKILL it when it reports checkpoint kill_at. Returns its output lines."""
     env = dict(env, KILL_AT=kill_at or "")
-    proc = mpyharness.popen(["-m", script_mod], heap=HEAP, env=env, extra_paths=[extra], stdin=-1, stdout=-1, stderr=-2,
-                            text=True)
+    proc = mpyharness.popen(["-m", script_mod], heap=HEAP, env=env, extra_paths=[extra], stdin=-1, stdout=-1,
+                            stderr=-2, text=True)
+    lines = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)], daemon=True)
+    reader.start()
     deadline = time.monotonic() + 60
     out = []
     try:
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stdout], [], [], 1.0)
-            if not ready:
+            try:
+                line = lines.get(timeout=1.0)
+            except queue.Empty:
                 continue
-            line = proc.stdout.readline()
-            if not line:
+            if line is None:
                 break
             out.append(line)
             if kill_at and line.strip() == "@@CP " + kill_at:
                 proc.kill()
-                proc.wait()
-                return out
-        proc.wait(timeout=30)
+                break
         return out
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+        proc.wait()
 
 
 @pytest.mark.parametrize("step", STEPS)
