@@ -1,0 +1,116 @@
+# Wi-Fi with a time limit and backoff on the simulated board (fake clock), and NTP reply parsing
+# (both runtimes). The NTP exchange over a real UDP socket is in host_tests/test_fw_ntp.py.
+import dualtest
+from firmware import net
+from firmware.boards import sim
+
+T0 = 1767225600000
+
+
+class FakeTime:
+    def __init__(self):
+        self.now = T0
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, ms):
+        self.now += ms
+
+
+def setup(**wifi):
+    t = FakeTime()
+    state = sim.SimState()
+    for k in wifi:
+        setattr(state, k, wifi[k])
+    b = sim.SimBoard(dualtest.tmpdir() + "/flash", t.clock, t.sleep, state)
+    return net.Wifi(b.wlan(), "plant-iot", "pw", b, timeout_ms=20000, backoff_max_ms=60000), b, state
+
+
+def test_joins_within_the_limit():
+    w, b, state = setup(wifi_connect_ms=3000)
+    assert w.rssi() is None
+    assert w.connect() is True
+    assert 3000 <= b.ticks_ms() <= 3000 + net.POLL_MS and w.rssi() == -62
+    assert w.connect() is True and state.wifi_attempts == 1  # already joined: nothing to do
+
+
+def test_gone_access_point_costs_at_most_the_limit_then_backs_off():
+    w, b, state = setup(wifi_up=False)
+    assert w.connect() is False
+    assert 20000 - 1000 <= b.ticks_ms() <= 20000 + net.POLL_MS
+    assert state.wifi_attempts > 1  # retried inside the limit (1 s, 2 s, 4 s... apart)
+    assert w.last_error.startswith("no access point with that SSID: check wifi.ssid")
+    attempts, spent = state.wifi_attempts, b.ticks_ms()
+    assert w.connect() is False and b.ticks_ms() == spent and state.wifi_attempts == attempts  # backing off
+    waits = []
+    for _ in range(6):  # each failure doubles the wait, up to backoff_max_ms
+        start = b.ticks_ms()
+        while not state.wifi_attempts > attempts:
+            b.sleep_ms(1000)
+            w.connect()
+        waits.append(b.ticks_ms() - start)
+        attempts = state.wifi_attempts
+    assert waits[0] < waits[1] < waits[2] and max(waits) <= 60000 + 20000 + 1000
+    state.wifi_up = True
+    b.sleep_ms(60000)
+    assert w.connect() is True and w.failures == 0
+
+
+class WrongPassword:
+    """A WLAN whose access point refuses the password at once (status 202)."""
+
+    def __init__(self):
+        self.connects = 0
+
+    def active(self, on=None):
+        return True
+
+    def connect(self, ssid, pw):
+        self.connects += 1
+
+    def disconnect(self):
+        pass
+
+    def isconnected(self):
+        return False
+
+    def status(self, param=None):
+        return 202
+
+
+def test_wrong_password_fails_fast_with_a_hint():
+    t = FakeTime()
+    b = sim.SimBoard(dualtest.tmpdir() + "/flash", t.clock, t.sleep, sim.SimState())
+    wlan = WrongPassword()
+    w = net.Wifi(wlan, "plant-iot", "bad", b, timeout_ms=5000)
+    assert w.connect() is False
+    assert w.last_error == "wrong password: check wifi_password in secrets.json"
+    assert wlan.connects == 3 and b.ticks_ms() == 1000 + 2000  # retried at 1 s and 2 s, 4 s would pass the limit
+
+
+def reply(secs, frac=0, mode=4, stratum=2):
+    pkt = bytearray(48)
+    pkt[0] = 0x20 | mode
+    pkt[1] = stratum
+    for i in range(4):
+        pkt[40 + i] = (secs >> (24 - 8 * i)) & 0xFF
+        pkt[44 + i] = (frac >> (24 - 8 * i)) & 0xFF
+    return bytes(pkt)
+
+
+def test_ntp_reply_parsing():
+    # 2026-01-01T00:00:00Z is 3976214400 s after 1900-01-01; 0x80000000 of a second is 500 ms
+    assert net.parse_ntp(reply(3976214400, 0x80000000)) == T0 + 500
+    assert net.ntp_request()[0] == 0x23 and len(net.ntp_request()) == 48
+    for bad, why in ((reply(3976214400)[:47], "too short"), (reply(3976214400, mode=3), "not from a server"),
+                     (reply(3976214400, stratum=0), "kiss-o'-death"), (reply(0), "no time yet")):
+        e = dualtest.raises(ValueError, net.parse_ntp, bad)
+        assert why in str(e)
+
+
+def test_ntp_sync_never_raises():
+    t = FakeTime()
+    b = sim.SimBoard(dualtest.tmpdir() + "/flash", t.clock, t.sleep, sim.SimState())
+    assert net.ntp_sync(b, "127.0.0.1", timeout_ms=200, port=1) is False  # nobody answers there
+    assert b.unix_ms() == T0

@@ -1,0 +1,160 @@
+# main.py's run loop and boot.py's safe mode on the simulated board with a fake clock: crash counting,
+# safe mode after three failed boots or a held pin, bad config -> REPL, deep-sleep cycles with RTC
+# records (both runtimes).
+import json
+
+import dualtest
+from firmware import power
+from firmware.boards import sim
+from mindconnect.errors import ConfigError
+
+# The whole boot path is loaded here at once (sim board, power, config and its checker, this module):
+# that is the app's budget (96K on the 64-bit unix port), not a single module's.
+MPY_HEAPSIZE = "96K"
+
+CONFIG = {"sensors": [{"type": "sim", "points": [{"id": "t1"}]}], "sample_s": 10}
+
+
+class FakeTime:
+    def __init__(self):
+        self.now = 1767225600000
+        self.slept = 0
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, ms):
+        self.now += ms
+        self.slept += ms
+
+
+def setup(config=CONFIG, state=None):
+    flash = dualtest.tmpdir() + "/flash"
+    t = FakeTime()
+    b = sim.SimBoard(flash, t.clock, t.sleep, state or sim.SimState())
+    if config is not None:
+        dualtest.write_bytes(flash + "/config.json", json.dumps(config).encode())
+    dualtest.write_bytes(flash + "/ca.der", b"\x30\x00")
+    return b, t
+
+
+class App:
+    """A stand-in for firmware.app.main: does what `plan` says on each boot."""
+
+    def __init__(self, *plan):
+        self.plan = list(plan)
+        self.boots = []
+
+    def __call__(self, board, cfg):
+        self.boots.append((board.reset_cause(), cfg.sample_s))
+        step = self.plan.pop(0)
+        if step == "crash":
+            raise ValueError("sensor table corrupt")
+        if step == "healthy-then-crash":
+            power.mark_healthy(board)
+            raise ValueError("late crash")
+        if step == "sleep":
+            power.RtcRecord(board).save(b"boot %d" % len(self.boots))
+            board.deepsleep(60000)
+        if step == "healthy":
+            power.mark_healthy(board)
+
+
+def test_three_failed_boots_in_a_row_give_safe_mode():
+    b, t = setup()
+    app = App("crash", "crash", "crash", "crash")
+    reason = power.run_main(app, b)
+    assert reason == "the app failed 3 boots in a row (last: ValueError: sensor table corrupt)"
+    assert len(app.boots) == 3 and app.boots[1][0] == "soft-reset"
+    assert t.slept == 3 * power.CRASH_PAUSE_MS + 3 * (power.SAFE_WINDOW_MS - power.SAFE_POLL_MS)
+    assert power.CrashCounter(b.flash_dir).read() == (0, "")  # the next reset tries the app again
+
+
+def test_a_healthy_app_resets_the_count():
+    b, _ = setup()
+    app = App("crash", "crash", "healthy-then-crash", "crash", "crash", "healthy")
+    assert power.run_main(app, b) is None
+    assert len(app.boots) == 6  # the healthy mark in boot 3 restarted the count
+    assert power.CrashCounter(b.flash_dir).read() == (0, "")
+
+
+def test_bad_config_stays_in_the_repl_without_counting():
+    b, _ = setup({"sensors": [{"type": "dht22", "pin": 35, "points": [{"id": "t"}]}]})
+    app = App()
+    assert power.run_main(app, b) is None
+    assert app.boots == [] and power.CrashCounter(b.flash_dir).read() == (0, "")
+    b, _ = setup(None)
+    assert power.run_main(app, b) is None and app.boots == []
+
+
+def test_held_pin_gives_safe_mode_and_can_be_moved_or_disabled():
+    state = sim.SimState()
+    state.held_pins = [0]
+    b, _ = setup(state=state)
+    app = App("healthy")
+    assert power.run_main(app, b) == "GPIO0 was held low at boot" and app.boots == []
+    b, _ = setup(dict(CONFIG, safe_pin=4), state)  # the button moved to GPIO4: GPIO0 is ignored
+    assert power.run_main(app, b) is None and len(app.boots) == 1
+    state.held_pins = [4]
+    assert power.run_main(App(), b) == "GPIO4 was held low at boot"
+    b, _ = setup(dict(CONFIG, safe_pin=None), state)
+    assert power.run_main(App("healthy"), b) is None
+
+
+def test_boot_decides_for_main():
+    state = sim.SimState()
+    state.held_pins = [0]
+    b, _ = setup(state=state)
+    try:
+        assert power.boot(b) == "GPIO0 was held low at boot"
+        state.held_pins = []
+        assert power.run_main(App("healthy"), b) == "GPIO0 was held low at boot"  # boot.py's decision holds
+    finally:
+        power._boot_checked = False
+        power._safe_reason = None
+
+
+def test_deep_sleep_cycles_keep_the_rtc_record():
+    b, t = setup()
+    seen = []
+
+    def app(board, cfg):
+        seen.append((board.reset_cause(), power.RtcRecord(board).load()))
+        power.mark_healthy(board)
+        if len(seen) < 4:
+            power.RtcRecord(board).save(b"wake %d" % len(seen))
+            board.deepsleep(cfg.sample_s * 1000)
+
+    before = t.now
+    assert power.run_main(app, b) is None
+    assert seen == [("power-on", None), ("deepsleep", b"wake 1"), ("deepsleep", b"wake 2"), ("deepsleep", b"wake 3")]
+    # the first boot watched the safe pin for the window; a wake from deep sleep reads it once
+    assert t.now - before == 3 * 10000 + power.SAFE_WINDOW_MS - power.SAFE_POLL_MS
+
+
+def test_rtc_record_refuses_garbage():
+    b, _ = setup()
+    rec = power.RtcRecord(b)
+    assert rec.load() is None
+    rec.save(b"\x00\x01schedule")
+    assert rec.load() == b"\x00\x01schedule"
+    mem = b.rtc_memory()
+    raw = bytearray(mem.get())
+    raw[-1] ^= 1
+    mem.set(bytes(raw))
+    assert rec.load() is None
+    mem.set(b"random power-on content")
+    assert rec.load() is None
+
+
+def test_crash_counter_file_is_replaced_atomically():
+    b, _ = setup()
+    c = power.CrashCounter(b.flash_dir)
+    assert c.started() == 1 and c.started() == 2
+    c.crashed(ConfigError("line one\nline two"))
+    assert c.read() == (2, "ConfigError: line one line two")
+    import os
+    assert sorted(os.listdir(b.flash_dir)) == ["ca.der", "config.json", "crash_count"]  # no temp file left
+    c.clear()
+    c.clear()
+    assert c.read() == (0, "")
