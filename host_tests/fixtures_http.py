@@ -13,7 +13,7 @@ and reads the addresses from environment variables):
     CLOSED_PORT                nothing listens there (connection refused)
     BACKLOG_PORT               listens but never accepts, backlog full (connect times out)
 
-The scripted server picks its behaviour from the request path (see Handler.route); each response
+The scripted server picks its behaviour from the request path (see ScriptedServer.route); each response
 carries X-Conn (connection number) and X-Req (request number on that connection) so keep-alive is
 counted by the server. GET /_stats?key=n on HTTP_PORT waits (up to 5 s) until counter key >= n;
 GET /_poke?name=key adds 1 to a counter (a test's signal to a waiting handler, e.g. /reset).
