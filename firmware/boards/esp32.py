@@ -5,7 +5,6 @@ import time, so this file compiles and imports anywhere; it only works on an ESP
 """
 
 import gc
-import time
 
 from mindconnect import compat
 from mindconnect.errors import ConfigError
@@ -55,10 +54,10 @@ class Esp32Board:
         self.flash_dir = flash_dir
         self._i2c = {}
         self._onewire = {}
-        self.ticks_ms = time.ticks_ms
-        self.ticks_diff = time.ticks_diff
-        self.ticks_add = time.ticks_add
-        self.sleep_ms = time.sleep_ms
+        self.ticks_ms = compat.ticks_ms
+        self.ticks_diff = compat.ticks_diff
+        self.ticks_add = compat.ticks_add
+        self.sleep_ms = compat.sleep_ms
         self.unix_ms = compat.unix_ms
 
     def set_unix_ms(self, ms):
