@@ -23,9 +23,9 @@ def vboard(tmp_path_factory):
     """One virtual board per test module (starting mpremote sessions is the slow part, not the board)."""
     mpyharness.require_micropython()
     from tools.virtual_board import VirtualBoard
-    # 192K: onboarding (agent + http + transport imported from .mpy) needs about 120K on the 64-bit unix
-    # port, where objects are twice an ESP32's size; at 128K it fails now and then (noted for agent.py)
-    board = VirtualBoard(tmp_path_factory.mktemp("flash"), flash_size=2 * 1024 * 1024, heapsize="192K")
+    # 256K, as the agent's end-to-end tests: onboarding (agent, http, transport from .mpy) needs about
+    # 120K on the 64-bit unix port, on top of what boot.py keeps (firmware.power: about 24K)
+    board = VirtualBoard(tmp_path_factory.mktemp("flash"), flash_size=2 * 1024 * 1024, heapsize="256K")
     board.start()
     yield board
     board.stop()

@@ -20,6 +20,9 @@ BUILD_DIR = ROOT / "build" / "provision-mpy"
 # The bundle's own trees on the board: files there that the bundle does not have are removed (a stale
 # x.py would shadow a new x.mpy, MicroPython imports .py first). Anything else on the flash is left alone.
 OWNED_TREES = ("lib/mindconnect/", "firmware/")
+# Device-tree files that are not for the board's flash: the freeze manifest is read by the firmware
+# image build (it calls include()/freeze()), never imported on a board.
+NOT_ON_BOARD = ("firmware/manifest.py",)
 CONFIG_FILE = "config.json"
 SECRETS_FILE = "secrets.json"
 DEFAULT_CA_FILE = "ca.der"
@@ -47,6 +50,8 @@ def bundle_files(no_mpy=False, root=ROOT, out_dir=BUILD_DIR):
     files = {}
     to_compile = []
     for src, rel in pairs:
+        if rel.as_posix() in NOT_ON_BOARD:
+            continue
         if rel.parts[0] in build.DEVICE_TREES and not no_mpy:
             to_compile.append((src, rel))
             files[rel.with_suffix(".mpy").as_posix()] = Path(out_dir) / rel.with_suffix(".mpy")
