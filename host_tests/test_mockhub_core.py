@@ -163,3 +163,20 @@ def test_state_survives_a_restart(mockhub, tmp_path):
         assert status == 200, doc
         assert b.exchange(exchange_body([ts_item([("temp", "3.5", "0")])]), "BBBBBBBBBBBBBBBBBBBB")[0] == 200
         assert len(again.timeseries(a.id)) == 2
+
+
+def test_chunked_request_body_and_expect_continue(mockhub):
+    a = Agent(mockhub)
+    a.onboard()
+    a.get_token()
+    a.put_dsc(dsc_doc(), "0")
+    body = exchange_body([ts_item([("temp", "4.5", "0")])])
+    conn = a.client.conn
+    conn.request("POST", MC + "/exchange", body=iter([body[:100], body[100:]]), encode_chunked=True,
+                 headers={"Authorization": "Bearer " + a.token, "Expect": "100-continue",
+                          "Content-Type": "multipart/mixed; boundary=BBBBBBBBBBBBBBBBBBBB"})
+    r = conn.getresponse()
+    assert (r.status, r.read()) == (200, b"")
+    assert mockhub.timeseries(a.id) == [("2026-11-25T06:02:51.272Z", "temp", "4.5", "0")]
+    assert a.client.request("GET", AM + "/oauth/token_key")[0] == 200  # same connection still in step
+    assert mockhub.counters()["connections"] == 1
