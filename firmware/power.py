@@ -13,10 +13,10 @@ import os
 import struct
 import sys
 
-from firmware import boards, config
-from mindconnect import compat
-from mindconnect.errors import ConfigError
+# Only built-in modules at the top: boot() unloads the firmware and library modules it used, so that
+# boot.py leaves the heap to main.py (anything imported here at module level would stay loaded).
 
+CONFIG_FILE = "config.json"
 CRASH_FILE = "crash_count"
 CRASHES_FOR_SAFE_MODE = 3
 CRASH_PAUSE_MS = 5000  # between a crash and the reset: time to read the traceback, and no hot loop
@@ -44,6 +44,7 @@ class CrashCounter:
             return 0, ""
 
     def _write(self, count, last):
+        from mindconnect import compat
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
             f.write("%d\n%s\n" % (count, last))
@@ -77,7 +78,7 @@ def mark_healthy(board):
 def _safe_pin(flash_dir):
     """config.json's safe_pin, read without the full config check (boot must be quick and never fail)."""
     try:
-        with open(flash_dir.rstrip("/") + "/" + config.CONFIG_FILE) as f:
+        with open(flash_dir.rstrip("/") + "/" + CONFIG_FILE) as f:
             pin = json.load(f).get("safe_pin", DEFAULT_SAFE_PIN)
         return pin if pin is None or (isinstance(pin, int) and not isinstance(pin, bool)) else DEFAULT_SAFE_PIN
     except (OSError, ValueError, AttributeError):
@@ -116,12 +117,34 @@ def check_safe_mode(board):
     return reason
 
 
-def boot(board=None):
-    """boot.py: decide about safe mode once; main.py (same interpreter session) follows the decision."""
+def boot(board=None, unload=True):
+    """boot.py: decide about safe mode once; main.py (same interpreter session) follows the decision.
+
+    unload: then drop what the check imported (board, library modules) from sys.modules, so main.py
+    starts with the heap boot.py found; only this module and its decision stay.
+    """
     global _boot_checked, _safe_reason
-    _safe_reason = check_safe_mode(board or boards.make())
+    if board is None:
+        from firmware import boards
+        board = boards.make()
+    _safe_reason = check_safe_mode(board)
     _boot_checked = True
+    if unload:
+        _unload()
     return _safe_reason
+
+
+def _unload():
+    import gc
+
+    import firmware
+    for name in list(sys.modules):
+        if (name.startswith("firmware.") and name != "firmware.power") or name.startswith("mindconnect"):
+            del sys.modules[name]
+    for name in dir(firmware):
+        if not name.startswith("_") and name != "power":
+            delattr(firmware, name)
+    gc.collect()
 
 
 def print_exception(exc):
@@ -133,6 +156,8 @@ def print_exception(exc):
 
 
 def _run_app(board, app_main):
+    from firmware import boards, config
+    from mindconnect.errors import ConfigError
     counter = CrashCounter(board.flash_dir)
     count = counter.started()
     try:
@@ -166,6 +191,7 @@ def run_main(app_main=None, board=None):
     raises boards.Reset instead of resetting: this loop then boots again, safe-mode check included.
     Returns the safe-mode reason, or None when the app returned or the config was refused.
     """
+    from firmware import boards
     board = board or boards.make()
     reason = _safe_reason if _boot_checked else check_safe_mode(board)
     while reason is None:

@@ -36,3 +36,15 @@ def test_bad_config_is_printed_and_the_repl_stays(mpy, tmp_path):
         "REPL",
     ]
     assert not (flash / "crash_count").exists()
+
+
+def test_boot_leaves_the_heap_to_main(mpy, tmp_path):
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    (flash / "config.json").write_text(json.dumps({"safe_pin": None, "sensors": []}))
+    code = ("import gc, sys\ngc.collect()\nbefore = gc.mem_alloc()\nimport boot\ngc.collect()\n"
+            "print(sorted(sys.modules), gc.mem_alloc() - before)")
+    proc = mpy.run(["-c", code], env={"MC_FLASH_DIR": str(flash), "MC_BOARD": "sim"}, cwd=str(tmp_path))
+    mods, kept = proc.stdout.rsplit(" ", 1)
+    assert mods == "['boot', 'firmware', 'firmware.power']", proc.stdout + proc.stderr
+    assert int(kept) < 16 * 1024  # power.mpy and its decision; the board and library modules are gone

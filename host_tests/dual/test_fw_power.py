@@ -106,7 +106,7 @@ def test_boot_decides_for_main():
     state.held_pins = [0]
     b, _ = setup(state=state)
     try:
-        assert power.boot(b) == "GPIO0 was held low at boot"
+        assert power.boot(b, unload=False) == "GPIO0 was held low at boot"
         state.held_pins = []
         assert power.run_main(App("healthy"), b) == "GPIO0 was held low at boot"  # boot.py's decision holds
     finally:
