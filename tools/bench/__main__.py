@@ -13,8 +13,13 @@ import traceback
 from tools.bench import util
 
 SECTIONS = (
+    ("heap", "Peak heap", "python -m tools.bench --only heap"),
     ("footprint", "Footprint", "python -m tools.bench --only footprint"),
+    ("wire", "Wire efficiency and connections", "python -m tools.bench --only wire"),
+    ("speed", "Throughput and CPU per reading", "python -m tools.bench --only speed"),
+    ("spool", "Spool: flash cost and power cuts", "python -m tools.bench --only spool"),
 )
+MODULES = {"spool": "spool_bench"}  # section name -> module of tools/bench, where they differ
 
 
 def main(argv=None):
@@ -33,7 +38,7 @@ def main(argv=None):
             continue
         parts += ["## " + title, "", "Command: `%s`" % cmd, ""]
         try:
-            mod = importlib.import_module("tools.bench." + name)
+            mod = importlib.import_module("tools.bench." + MODULES.get(name, name))
             parts.append(mod.run(out_dir))
         except Exception:
             failed = True

@@ -1,0 +1,117 @@
+"""One benchmark workload in a fresh interpreter (compiled with mpy-cross, run by the MicroPython unix port).
+
+    micropython -X heapsize=NK -m mpy_workload NAME SIZE STORE CA_DER KEY_FILE DATA_PATH RAW_PORT
+
+Prints "@@OK" (and "@@MS <ms>" for timed work) only when the workload fully succeeded, so the host can
+bisect over the heap size: a MemoryError or any failure leaves "@@OK" out. Names:
+import, jwt, token (an onboarded store, forced token call), readings (SIZE readings exchanged),
+file (the file DATA_PATH exchanged), cycle (onboard, token, DSC, 100 readings, the file, an event, with
+the key in KEY_FILE), raw (DATA_PATH written to a TLS sink on RAW_PORT without our stack).
+"""
+
+import gc
+import sys
+import time
+
+T0 = 1764050571000
+DESC = {"configurationId": "cfg-bench", "dataSources": [{"name": "env", "dataPoints": [
+    {"id": "temp", "name": "Temperature", "type": "DOUBLE", "unit": "C"}]}]}
+
+
+def readings(n):
+    i = 0
+    while i < n:
+        yield T0 + i * 1000, (("temp", 20.5),)
+        i += 1
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def new_agent(store, ca, key=None):
+    from mindconnect import agent
+    from mindconnect.transport import Transport
+    return agent.Agent(store, Transport(ca_der=read_file(ca)).connect, onboarding_key=key)
+
+
+def sent_all(report, readings_=0):
+    from mindconnect.agent import SENT
+    ok = all(o.status == SENT for o in report.outcomes)
+    return ok and report.count(SENT) == readings_ and not report.invalid
+
+
+def raw_write(path, ca, port):
+    """The file's bytes over a bare TLS socket: the floor our stack is compared with."""
+    import socket
+    try:
+        import tls
+        ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+        ctx.verify_mode = tls.CERT_REQUIRED
+        ctx.load_verify_locations(read_file(ca))
+    except ImportError:
+        import ssl
+        ctx = ssl.create_default_context(cadata=read_file(ca))
+    sock = socket.socket()
+    sock.connect(socket.getaddrinfo("127.0.0.1", port)[0][-1])
+    s = ctx.wrap_socket(sock, server_hostname="localhost")
+    buf = bytearray(4096)
+    mv = memoryview(buf)
+    with open(path, "rb") as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            s.write(mv[:n])
+    s.close()
+    return True
+
+
+def ticks_ms():
+    return time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.monotonic() * 1000)
+
+
+def main():
+    name, size, store, ca, key_file, data, raw_port = sys.argv[1:8]
+    size = int(size)
+    gc.collect()
+    t = ticks_ms()
+    if name == "import":
+        from mindconnect import agent, http, items, transport  # noqa: F401
+        ok = True
+    elif name == "jwt":
+        from mindconnect import jwt
+        ok = len(jwt.client_assertion("c" * 36, "mocktenant", "s" * 44, 1764050571)) > 100
+    elif name == "token":
+        a = new_agent(store, ca)
+        ok = bool(a.authorize(force=True))
+    elif name in ("readings", "file"):
+        from mindconnect import items
+        a = new_agent(store, ca)
+        a.model = items.DataModel(DESC)
+        gc.collect()
+        t = ticks_ms()
+        if name == "readings":
+            ok = sent_all(a.exchange(timeseries=readings(size)), size)
+        else:
+            ok = sent_all(a.exchange([items.file_item(data, T0)]))
+    elif name == "cycle":
+        from mindconnect import items
+        a = new_agent(store, ca, read_file(key_file).decode())
+        a.sync_model(items.DataModel(DESC))
+        ev = items.event_record(2, "temp above 30", "ThresholdViolation", T0, "1b4e28ba-2fa1-41d2-883f-0016d3cca427")
+        ok = sent_all(a.exchange([items.event_item([ev]), items.file_item(data, T0)], timeseries=readings(size)),
+                      size)
+    elif name == "raw":
+        ok = raw_write(data, ca, int(raw_port))
+    else:
+        raise ValueError("unknown workload " + name)
+    took = ticks_ms() - t
+    if ok:
+        print("@@MS", took)
+        print("@@OK")
+
+
+if __name__ == "__main__":
+    main()
