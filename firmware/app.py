@@ -1,0 +1,417 @@
+"""The sensor-node application: sample into the spool, upload on a schedule, events, self-telemetry.
+
+    app = App(board, cfg)      # cfg: firmware.config.Config
+    app.step()                 # do whatever is due now (sample, upload); returns ms until the next due
+    app.run()                  # forever: step, then wait (always-on) or deep-sleep until the next due
+    main(board, cfg)           # main.py's entry point (through firmware.power.run_main)
+
+Time comes only from the board (ticks_ms, sleep_ms, unix_ms), so a test can drive a simulated year.
+The schedule is kept in Unix ms (board.unix_ms): it survives deep sleep in RTC memory along with the
+threshold rules' state and the counters, and an upload that failed waits for the agent's retry_at_ms.
+Readings and events wait in two spools under <flash>/spool until the hub has taken them.
+"""
+
+import json
+
+from firmware import power, sensors
+from mindconnect import items
+from mindconnect.errors import ConfigError, MindConnectError, OnboardingRequired
+from mindconnect.spool import Spool
+
+STORE_DIR = "/agent"  # the agent's credential store under the flash dir (tools/provision.py agrees)
+SPOOL_DIR = "/spool"
+CLOCK_SET_MS = 1704067200000  # 2024-01-01: a board clock below this was never set
+RECORD_OVERHEAD = 6  # bytes a spool record adds to its payload (length and CRC)
+NODE_SOURCE = "node"
+# self-telemetry points of the "node" data source: id, name, type, unit
+TELEMETRY = (
+    ("node_free_heap", "Free heap", "LONG", "B"),
+    ("node_spool_depth", "Readings queued", "LONG", ""),
+    ("node_dropped", "Readings dropped", "LONG", ""),
+    ("node_rssi", "Wi-Fi RSSI", "INT", "dBm"),
+    ("node_reset_cause", "Reset cause", "STRING", ""),
+    ("node_uptime", "Uptime", "LONG", "s"),
+    ("node_upload_failures", "Upload failures", "LONG", ""),
+)
+LEVELS = ("debug", "info", "warning", "error")
+
+
+class Rule:
+    """A threshold with hysteresis: one event when the value crosses the limit, one when it is back.
+
+    A value hovering at the limit gives a single event: the rule re-arms only once the value is back
+    beyond limit -/+ hysteresis.
+    """
+
+    def __init__(self, spec):
+        self.point = spec["point"]
+        self.above = spec["above"] is not None
+        self.limit = spec["above"] if self.above else spec["below"]
+        self.hysteresis = spec["hysteresis"]
+        self.severity = spec["severity"]
+        self.description = spec["description"]
+        self.active = False
+
+    def check(self, value):
+        """'raised', 'cleared' or None for this value."""
+        if self.above:
+            out = value > self.limit
+            back = value <= self.limit - self.hysteresis
+        else:
+            out = value < self.limit
+            back = value >= self.limit + self.hysteresis
+        if not self.active and out:
+            self.active = True
+            return "raised"
+        if self.active and back:
+            self.active = False
+            return "cleared"
+        return None
+
+    def text(self, value, change):
+        if change == "raised":
+            if self.description:
+                return self.description
+            return "%s %s %s: %s" % (self.point, "above" if self.above else "below", self.limit, value)
+        return "%s back within %s: %s" % (self.point, self.limit, value)
+
+
+def event_id(rand):
+    """A random UUID (version 4) as text."""
+    b = bytearray(rand(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = "".join("%02x" % x for x in b)
+    return "%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+
+
+def model_description(cfg):
+    """The data model derived from the configured sensors, plus the "node" telemetry source.
+
+    The configurationId is taken from the content, so a changed configuration is a new model.
+    """
+    import binascii
+    import hashlib
+    sources = []
+    for s in cfg.sensors:
+        dps = []
+        for p in s["points"]:
+            dps.append({"id": p["id"], "name": p.get("name") or p["id"], "type": p.get("type", "DOUBLE"),
+                        "unit": p.get("unit", "")})
+        sources.append({"name": s["name"], "dataPoints": dps})
+    sources.append({"name": NODE_SOURCE, "dataPoints": [
+        {"id": t[0], "name": t[1], "type": t[2], "unit": t[3]} for t in TELEMETRY]})
+    desc = {"configurationId": "", "dataSources": sources}
+    digest = hashlib.sha256(json.dumps(sources).encode()).digest()
+    desc["configurationId"] = "node-" + binascii.hexlify(digest[:8]).decode()
+    return desc
+
+
+class App:
+    """One node: its sensors, two spools, the agent (made on first upload) and the schedule."""
+
+    def __init__(self, board, cfg, agent=None, log=None, rand=None):
+        self.board = board
+        self.cfg = cfg
+        self._out = log or print
+        self._level = LEVELS.index(cfg.log_level)
+        flash = board.flash_dir.rstrip("/")
+        self.store_dir = flash + STORE_DIR
+        _mkdir(self.store_dir)
+        _mkdir(flash + SPOOL_DIR)
+        sp = cfg.spool
+        flush_ms = sp["flush_ms"] or None
+        self.readings = Spool(flash + SPOOL_DIR + "/ts", sp["max_bytes"], flush_every=sp["flush_every"],
+                              flush_ms=flush_ms, ticks_ms=board.ticks_ms)
+        self.events = Spool(flash + SPOOL_DIR + "/ev", max(4096, sp["max_bytes"] // 8),
+                            flush_every=1, ticks_ms=board.ticks_ms)
+        self.sensors = [(s, sensors.build(s, board)) for s in cfg.sensors]
+        self.model = items.DataModel(model_description(cfg))
+        self.encoder = items.RecordEncoder(self.model)
+        self.rules = [Rule(r) for r in cfg.rules]
+        if rand is None:
+            from mindconnect.compat import urandom as rand
+        self.rand = rand
+        self.agent = agent
+        self.model_synced = False
+        self.record_bytes = 64  # size of the last reading record, for the watermark estimate
+        self.samples = 0  # readings appended since this boot
+        self.uploads = 0
+        self.upload_failures = 0
+        self.dropped_before = 0  # dropped readings counted before this boot (kept in RTC memory)
+        self.healthy = False
+        self.wifi = None
+        if cfg.wifi:
+            from firmware.net import Wifi
+            w = cfg.wifi
+            self.wifi = Wifi(board.wlan(), w["ssid"], cfg.wifi_password.reveal(), board,
+                             w["timeout_s"] * 1000, w["backoff_max_s"] * 1000)
+        self.wdt = board.wdt(cfg.watchdog_ms) if cfg.watchdog_ms else None
+        self.rtc = power.RtcRecord(board)
+        now = board.unix_ms()
+        self.next_sample = now
+        self.next_upload = now  # the first cycle uploads at once: the data model goes up early
+        self._restore()
+
+    # -- logging -----------------------------------------------------------------------------------
+
+    def log(self, level, msg):
+        if LEVELS.index(level) >= self._level:
+            self._out("%s: %s" % (level, msg))
+
+    # -- state across deep sleep -------------------------------------------------------------------
+
+    def _restore(self):
+        """The schedule, rule states and counters from RTC memory (after deep sleep or a reset)."""
+        raw = self.rtc.load()
+        if raw is None:
+            return
+        try:
+            st = json.loads(raw)
+            self.next_sample, self.next_upload = st["s"], st["u"]
+            self.upload_failures, self.dropped_before = st["f"], st["d"]
+            for rule, active in zip(self.rules, st["r"]):
+                rule.active = bool(active)
+        except (ValueError, KeyError, TypeError):
+            self.log("warning", "RTC memory held no usable schedule; starting afresh")
+
+    def _save(self):
+        st = {"s": self.next_sample, "u": self.next_upload, "f": self.upload_failures,
+              "d": self.dropped(), "r": [1 if r.active else 0 for r in self.rules]}
+        self.rtc.save(json.dumps(st).encode())
+
+    def dropped(self):
+        return self.dropped_before + self.readings.dropped
+
+    # -- work --------------------------------------------------------------------------------------
+
+    def clock_set(self):
+        return self.board.unix_ms() >= CLOCK_SET_MS
+
+    def step(self):
+        """Do what is due now; returns ms until the next thing is due (0 when something is due)."""
+        now = self.board.unix_ms()
+        if not self.clock_set():
+            self._set_clock()
+            self._progress()
+            return 1000 * self.cfg.sample_s
+        if now >= self.next_sample:
+            self.sample(now)
+            self.next_sample = _next(self.next_sample, now, self.cfg.sample_s * 1000)
+            self._progress()
+        due_bytes = self.readings.pending() * (self.record_bytes + RECORD_OVERHEAD)
+        if now >= self.next_upload or (due_bytes >= self.cfg.spool["watermark_bytes"]
+                                       and not self._backing_off(now)):
+            self.upload()
+            self._progress()
+            if not self.healthy:
+                power.mark_healthy(self.board)
+                self.healthy = True
+        self.readings.tick()
+        now = self.board.unix_ms()
+        return max(0, min(self.next_sample, self.next_upload) - now)
+
+    def _progress(self):
+        """Feed the watchdog: only called after a piece of work completed."""
+        if self.wdt is not None:
+            self.wdt.feed()
+
+    def _backing_off(self, now):
+        a = self.agent
+        return a is not None and a.retry_at_ms is not None and now < a.retry_at_ms
+
+    def sample(self, now):
+        """Read every sensor into one reading (spooled) and check the rules."""
+        values = []
+        for scfg, driver in self.sensors:
+            try:
+                got = driver.read()
+            except Exception as e:  # a sensor fault must not stop the others nor the uploads
+                self.log("warning", "sensor %s: %s" % (scfg["name"], e))
+                continue
+            for p in scfg["points"]:
+                v = got.get(p.get("quantity") or sensors.QUANTITIES[scfg["type"]][0])
+                if v is not None:
+                    values.append((p["id"], v))
+        if values:
+            self._append(now, values)
+            for rule in self.rules:
+                for point, v in values:
+                    if point == rule.point:
+                        self._check_rule(rule, now, v)
+        self.samples += 1
+
+    def _append(self, ts, values):
+        try:
+            rec = self.encoder.encode(ts, values)
+        except items.InvalidReading as e:
+            self._aside().add("readings", str(e), items.reading_text(ts, values))
+            self.log("warning", "reading set aside: %s" % e)
+            return
+        self.readings.append(rec)
+        self.record_bytes = len(rec)
+        self.log("debug", "reading %d" % ts)
+
+    def _aside(self):
+        return items.AsideLog(self.store_dir + "/aside.log")
+
+    def _check_rule(self, rule, now, value):
+        change = rule.check(value)
+        if change is None:
+            return
+        sev = rule.severity if change == "raised" else 3
+        text = rule.text(value, change)
+        rec = items.event_record(sev, text, "ThresholdViolation", now, event_id(self.rand),
+                                 details={"point": rule.point, "value": value, "state": change})
+        self.events.append(rec)
+        self.log("info", "event: %s" % text)
+
+    def telemetry(self, now):
+        """The node's own health as one reading of the "node" data source."""
+        b = self.board
+        values = [("node_spool_depth", self.readings.pending()), ("node_dropped", self.dropped()),
+                  ("node_reset_cause", b.reset_cause()), ("node_uptime", b.ticks_ms() // 1000),
+                  ("node_upload_failures", self.upload_failures)]
+        heap = b.free_heap()
+        if heap is not None:
+            values.append(("node_free_heap", heap))
+        rssi = self.wifi.rssi() if self.wifi else None
+        if rssi is not None:
+            values.append(("node_rssi", rssi))
+        return values
+
+    def _set_clock(self):
+        if self.cfg.ntp and self._network():
+            from firmware.net import ntp_sync
+            ntp = self.cfg.ntp
+            if ntp_sync(self.board, ntp["host"], ntp["timeout_ms"]):
+                self.log("info", "clock set from NTP")
+                return
+        self.log("warning", "clock not set yet: sampling waits for NTP")
+
+    def _network(self):
+        return self.wifi is None or self.wifi.connect()
+
+    def _make_agent(self):
+        from mindconnect.agent import Agent
+        from mindconnect.clock import Clock
+        from mindconnect.transport import Transport
+        with open(self.cfg.ca_file, "rb") as f:
+            ca = f.read()
+        key = self.cfg.onboarding_key.reveal() if self.cfg.onboarding_key else None
+        return Agent(self.store_dir, Transport(ca_der=ca).connect, onboarding_key=key,
+                     clock=Clock(self.board.unix_ms), log=lambda m: self.log("warning", m))
+
+    def _mappings(self):
+        if not self.cfg.mappings:
+            return []
+        cid = self.agent.store.current().client_id
+        return [{"dataPointId": m["point"], "entityId": m["entity_id"] or cid,
+                 "propertySetName": m["property_set"], "propertyName": m["property"],
+                 "keepMapping": m["keep"]} for m in self.cfg.mappings]
+
+    def upload(self):
+        """Telemetry into the spool, then model (when changed), readings and events to the hub."""
+        now = self.board.unix_ms()
+        self._append(now, self.telemetry(now))
+        period = self.cfg.upload_s * 1000
+        self.next_upload = _next(self.next_upload, now, period)
+        if not self._network():
+            self._failed("Wi-Fi: %s" % self.wifi.last_error, None)
+            return
+        if self.agent is None:
+            self.agent = self._make_agent()
+        a = self.agent
+        try:
+            if not self.model_synced:
+                if a.state == "new":
+                    a.onboard()
+                a.sync_model(self.model, self._mappings())
+                self.model_synced = True
+            report = a.exchange(timeseries=self.readings if self.readings.pending() else None,
+                                events=self.events if self.events.pending() else None)
+        except OnboardingRequired as e:
+            self._failed(str(e), None)
+            return
+        except MindConnectError as e:
+            if isinstance(e, ConfigError):
+                raise
+            self._failed(str(e), a.retry_at_ms or (now + period))
+            a.close()
+            return
+        except OSError as e:
+            self._failed("network: %s" % e, now + period)
+            a.close()
+            return
+        retry = report.retry_at_ms
+        if retry is not None:
+            self._failed(report.outcomes[-1].reason, retry)
+            return
+        self.uploads += 1
+        self.log("info", "upload %d: %d readings, %d events sent, %d queued" % (
+            self.uploads, report.count("sent"), report.count("sent", "events"), self.readings.pending()))
+
+    def _failed(self, reason, retry_at_ms):
+        """Count a failed upload; the next one not before retry_at_ms (the agent's backoff)."""
+        self.upload_failures += 1
+        if retry_at_ms is not None and retry_at_ms > self.next_upload:
+            self.next_upload = retry_at_ms
+        self.log("warning", "upload failed (%s); next in %d s" % (
+            reason, (self.next_upload - self.board.unix_ms()) // 1000))
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def wait(self, ms):
+        """Idle until the next due time, in slices the watchdog can bear; spool flush timers run."""
+        if self.cfg.mode == "deep-sleep":
+            self.sleep(ms)
+            return
+        slice_ms = self.cfg.watchdog_ms // 2 if self.cfg.watchdog_ms else ms
+        while ms > 0:
+            part = min(ms, slice_ms, 1000)
+            self.board.sleep_ms(part)
+            ms -= part
+            self.readings.tick()
+            self._progress()  # waiting for the schedule is the loop doing its job
+
+    def sleep(self, ms):
+        """Deep sleep: everything on flash, the schedule in RTC memory, then the board sleeps."""
+        self.close()
+        self._save()
+        self.board.deepsleep(max(ms, 1))
+
+    def close(self):
+        self.readings.close()
+        self.events.close()
+        if self.agent is not None:
+            self.agent.close()
+
+    def run(self):
+        while True:
+            self.wait(self.step())
+
+
+def _next(due, now, period):
+    """The next due time after now on the period's grid from due (skipping missed slots)."""
+    due += period
+    if due <= now:
+        due = now + period - (now - due) % period
+    return due
+
+
+def _mkdir(path):
+    import os
+    try:
+        os.mkdir(path)
+    except OSError:
+        pass  # already there
+
+
+def main(board, cfg):
+    app = App(board, cfg)
+    app.log("info", "node started: %d sensors, sample every %d s, upload every %d s, %s" % (
+        len(app.sensors), cfg.sample_s, cfg.upload_s, cfg.mode))
+    try:
+        app.run()
+    finally:
+        app.close()

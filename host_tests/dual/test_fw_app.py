@@ -1,0 +1,141 @@
+# firmware/app.py on the simulated board with a fake clock against the mock hub over real TLS (both
+# runtimes): readings, events, telemetry and the derived data model arrive; an outage of the hub (503
+# until cleared) loses no reading; hysteresis gives one event for a hovering value; the schedule
+# survives deep sleep in RTC memory.
+import json
+
+import dualtest
+from firmware import app as appmod
+from firmware import config
+from firmware.boards import Reset, sim
+from mindconnect.http import HTTPClient
+from mindconnect.transport import Transport
+
+HOST_FIXTURES = ("mockhub_env",)
+# The app (sim board, config, spools, agent, TLS) plus this module and the admin client's JSON answers.
+MPY_HEAPSIZE = "256K"
+T0 = 1767225600000
+
+
+class FakeTime:
+    """Board time near the real time (the hub checks JWT times against its own clock)."""
+
+    def __init__(self):
+        import time
+        self.now = int(time.time()) * 1000
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, ms):
+        self.now += ms
+
+
+def admin(method, path, doc=None):
+    url = dualtest.env("MOCKHUB_ADMIN_URL")
+    c = HTTPClient(Transport(tls=False).connect, "127.0.0.1", int(url.rsplit(":", 1)[1]), max_body=1 << 20)
+    try:
+        r = c.request(method, path, {"Content-Type": "application/json"} if doc is not None else None,
+                      json.dumps(doc) if doc is not None else None)
+    finally:
+        c.close()
+    if r.status >= 300:
+        raise AssertionError("admin %s %s: %d %s" % (method, path, r.status, r.body))
+    return r.json() if r.body else None
+
+
+def node(extra=None, state=None, t=None):
+    """A simulated board with config.json, secrets.json (a fresh agent's key) and the hub's CA."""
+    created = admin("POST", "/admin/agents", {})
+    flash = dualtest.tmpdir() + "/flash"
+    cfg = {"sensors": [{"type": "sim", "name": "room", "points": [
+        {"id": "t", "name": "Temperature", "unit": "C"}, {"id": "h", "quantity": "humidity", "unit": "%"}]}],
+        "sample_s": 10, "upload_s": 60, "safe_pin": None, "log_level": "warning",
+        "rules": [{"point": "t", "above": 0, "severity": 1}],
+        "spool": {"flush_every": 1}}
+    cfg.update(extra or {})
+    t = t or FakeTime()
+    board = sim.SimBoard(flash, t.clock, t.sleep, state or sim.SimState())
+    dualtest.write_bytes(flash + "/config.json", json.dumps(cfg).encode())
+    dualtest.write_bytes(flash + "/secrets.json", json.dumps({"onboarding_key": created["onboarding_key"]}).encode())
+    dualtest.write_bytes(flash + "/ca.der", dualtest.read_bytes(dualtest.env("MOCKHUB_CA_DER")))
+    return board, config.load(flash), created["client_id"], t
+
+
+def run_for(a, t, ms):
+    end = t.now + ms
+    while t.now < end:
+        a.wait(min(a.step(), end - t.now))
+
+
+def readings_of(cid, point):
+    """The hub's rows (timestamp, data point, value, quality) of one data point."""
+    return [r for r in admin("GET", "/admin/agents/%s/timeseries" % cid) if r[1] == point]
+
+
+def test_readings_events_telemetry_and_model_arrive():
+    board, cfg, cid, t = node()
+    lines = []
+    a = appmod.App(board, cfg, log=lines.append)
+    run_for(a, t, 125000)  # 13 samples, uploads at 0, 60 s and 120 s
+    a.close()
+    assert a.samples == 13 and a.uploads == 3, lines
+    temps = readings_of(cid, "t")
+    assert len(temps) == 13 and len(readings_of(cid, "h")) == 13
+    assert len(readings_of(cid, "node_uptime")) == 3 and len(readings_of(cid, "node_spool_depth")) == 3
+    causes = readings_of(cid, "node_reset_cause")
+    assert causes and causes[0][2] == "power-on"
+    events = admin("GET", "/admin/agents/%s/events" % cid)
+    assert len(events) == 1, events  # the temperature stays above 0: one event, no storm
+    dsc = admin("GET", "/admin/agents/%s/dsc" % cid)
+    names = [s["name"] for s in dsc["dataSources"]]
+    assert names == ["room", "node"], dsc
+    assert not admin("GET", "/admin/agents/%s/dropped" % cid)
+    assert a.readings.pending() == 0 and a.events.pending() == 0
+
+
+def test_an_outage_loses_no_reading_and_honours_the_backoff():
+    board, cfg, cid, t = node()
+    a = appmod.App(board, cfg, log=lambda m: None)
+    run_for(a, t, 5000)
+    admin("POST", "/admin/faults", {"endpoint": "exchange", "status": 503, "retry_after": 120, "count": None})
+    run_for(a, t, 300000)
+    failures = a.upload_failures
+    assert failures >= 1 and a.readings.pending() > 20
+    assert failures <= 300 // 120 + 1  # Retry-After 120 s honoured, not one attempt per minute
+    admin("DELETE", "/admin/faults")
+    run_for(a, t, 130000)
+    a.upload()  # what was sampled since the last scheduled upload
+    a.close()
+    assert a.readings.pending() == 0
+    stamps = sorted(r[0] for r in readings_of(cid, "t"))
+    assert len(stamps) == a.samples and len(set(stamps)) == a.samples
+
+
+def test_a_hovering_value_gives_one_event_per_crossing():
+    r = appmod.Rule({"point": "t", "above": 30, "below": None, "hysteresis": 0.5, "severity": 2,
+                     "description": None})
+    seq = [29, 30.1, 29.9, 30.2, 29.7, 30.3, 29.4, 29.0, 30.5]
+    got = [r.check(v) for v in seq]
+    assert got == [None, "raised", None, None, None, None, "cleared", None, "raised"]
+    low = appmod.Rule({"point": "v", "above": None, "below": 3.3, "hysteresis": 0.1, "severity": 1,
+                       "description": "battery low"})
+    assert [low.check(v) for v in (3.4, 3.2, 3.35, 3.25, 3.41)] == [None, "raised", None, None, "cleared"]
+    assert low.text(3.2, "raised") == "battery low"
+
+
+def test_deep_sleep_keeps_the_schedule_in_rtc_memory():
+    state = sim.SimState()
+    board, cfg, cid, t = node({"mode": "deep-sleep", "sample_s": 30, "upload_s": 120}, state)
+    a = appmod.App(board, cfg, log=lambda m: None)
+    due = a.step()
+    assert due == 30000 and a.samples == 1 and a.uploads == 1
+    dualtest.raises(Reset, a.wait, due)
+    assert state.reset_cause == "deepsleep"
+    b2 = board.rebooted()
+    a2 = appmod.App(b2, cfg, log=lambda m: None)
+    assert a2.next_sample == a.next_sample and a2.next_upload == a.next_upload
+    assert a2.rules[0].active  # the event is not raised again after the wake
+    assert a2.step() == 30000 and a2.samples == 1 and a2.uploads == 0  # sampled, upload not due yet
+    a2.close()
+    assert a2.readings.pending() == 1
