@@ -6,7 +6,8 @@ Prints "@@OK" (and "@@MS <ms>" for timed work) only when the workload fully succ
 bisect over the heap size: a MemoryError or any failure leaves "@@OK" out. Names:
 import, jwt, token (an onboarded store, forced token call), readings (SIZE readings exchanged),
 file (the file DATA_PATH exchanged), cycle (onboard, token, DSC, 100 readings, the file, an event, with
-the key in KEY_FILE), raw (DATA_PATH written to a TLS sink on RAW_PORT without our stack).
+the key in KEY_FILE), raw (DATA_PATH written to a TLS sink on RAW_PORT without our stack), cpu (SIZE readings encoded,
+then spooled into a new spool at STORE; runs on CPython too).
 """
 
 import gc
@@ -68,6 +69,34 @@ def raw_write(path, ca, port):
     return True
 
 
+def cpu_per_reading(n, folder):
+    """Microseconds per reading to encode it, and to append the encoded record to a spool (default policy)."""
+    from mindconnect import items
+    from mindconnect.spool import Spool
+    enc = items.RecordEncoder(items.DataModel(DESC))
+    values = (("temp", 20.5),)
+    t = ticks_us()
+    i = 0
+    while i < n:
+        rec = enc.encode(T0 + i, values)
+        i += 1
+    encode_us = ticks_us() - t
+    sp = Spool(folder, max_bytes=4 * 1024 * 1024)
+    t = ticks_us()
+    i = 0
+    while i < n:
+        sp.append(rec)
+        i += 1
+    spool_us = ticks_us() - t
+    sp.close()
+    print("@@US", encode_us * 1000 // n, spool_us * 1000 // n)  # nanoseconds per reading
+    return True
+
+
+def ticks_us():
+    return time.ticks_us() if hasattr(time, "ticks_us") else int(time.perf_counter() * 1000000)
+
+
 def ticks_ms():
     return time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.monotonic() * 1000)
 
@@ -103,6 +132,8 @@ def main():
         ev = items.event_record(2, "temp above 30", "ThresholdViolation", T0, "1b4e28ba-2fa1-41d2-883f-0016d3cca427")
         ok = sent_all(a.exchange([items.event_item([ev]), items.file_item(data, T0)], timeseries=readings(size)),
                       size)
+    elif name == "cpu":
+        ok = cpu_per_reading(size, store)
     elif name == "raw":
         ok = raw_write(data, ca, int(raw_port))
     else:
