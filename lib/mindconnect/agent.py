@@ -579,7 +579,7 @@ class Agent:
             for s in sources:
                 if room > s.framing:
                     b = s.source.batch(room - s.framing)
-                    if b.count:
+                    if b is not None and b.count:  # a spool says None when empty
                         it = s.make(b)
                         room -= it.wire_length()
                         batch_items.append(it)
