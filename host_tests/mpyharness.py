@@ -70,6 +70,10 @@ def path_env(extra_paths=()):
     return ":".join(paths)
 
 
+# The unix port puts its working directory first on sys.path. Processes start in build/mpy (the
+# compiled bundle), never in the repo root, where lib/ and firmware/ would be imported from source.
+
+
 def run(args, heap=None, env=None, timeout=120, cwd=None, extra_paths=(), input=None):
     """Run `micropython -X heapsize=... <args>`; returns subprocess.CompletedProcess (text)."""
     exe = interpreter()
@@ -82,7 +86,7 @@ def run(args, heap=None, env=None, timeout=120, cwd=None, extra_paths=(), input=
     full_env["MICROPYPATH"] = path_env(extra_paths)
     cmd = [exe, "-X", "heapsize=" + (heap or heapsize())] + list(args)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env,
-                          cwd=cwd or str(ROOT), input=input)
+                          cwd=cwd or str(BUILD), input=input)
 
 
 def popen(args, heap=None, env=None, cwd=None, extra_paths=(), **kw):
@@ -96,7 +100,7 @@ def popen(args, heap=None, env=None, cwd=None, extra_paths=(), **kw):
         full_env.update(env)
     full_env["MICROPYPATH"] = path_env(extra_paths)
     cmd = [exe, "-X", "heapsize=" + (heap or heapsize())] + list(args)
-    return subprocess.Popen(cmd, env=full_env, cwd=cwd or str(ROOT), **kw)
+    return subprocess.Popen(cmd, env=full_env, cwd=cwd or str(BUILD), **kw)
 
 
 def compile_script(src, out_dir):
