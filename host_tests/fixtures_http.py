@@ -157,23 +157,14 @@ class Conn:
             pass
 
 
-class ScriptedServer:
-    """A threaded HTTP/1.1 server whose answers are chosen by the request path (see route)."""
+class Listener:
+    """A listening socket on 127.0.0.1 (ephemeral port) whose accept loop hands sockets to on_accept."""
 
-    def __init__(self, stats, label, cert=None, admin_of=None):
-        self.stats = stats
-        self.label = label
-        self.admin_of = admin_of
-        self.ctx = None
-        if cert:
-            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            self.ctx.load_cert_chain(str(cert))
+    def start_listening(self):
         self.lsock = socket.socket()
         self.lsock.bind(("127.0.0.1", 0))
         self.lsock.listen(16)
         self.port = self.lsock.getsockname()[1]
-        self.conn_ids = 0
-        self.lock = threading.Lock()
         threading.Thread(target=self._accept_loop, daemon=True).start()
 
     def close(self):
@@ -185,10 +176,29 @@ class ScriptedServer:
                 sock, _ = self.lsock.accept()
             except OSError:
                 return
-            with self.lock:
-                self.conn_ids += 1
-                cid = self.conn_ids
-            threading.Thread(target=self._serve, args=(sock, cid), daemon=True).start()
+            self.on_accept(sock)
+
+
+class ScriptedServer(Listener):
+    """A threaded HTTP/1.1 server whose answers are chosen by the request path (see route)."""
+
+    def __init__(self, stats, label, cert=None, admin_of=None):
+        self.stats = stats
+        self.label = label
+        self.admin_of = admin_of
+        self.ctx = None
+        if cert:
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(str(cert))
+        self.conn_ids = 0
+        self.lock = threading.Lock()
+        self.start_listening()
+
+    def on_accept(self, sock):
+        with self.lock:
+            self.conn_ids += 1
+            cid = self.conn_ids
+        threading.Thread(target=self._serve, args=(sock, cid), daemon=True).start()
 
     def _serve(self, sock, cid):
         sock.settimeout(10)
@@ -322,29 +332,17 @@ class ScriptedServer:
 
 # --- CONNECT proxy -----------------------------------------------------------------------------
 
-class ConnectProxy:
+class ConnectProxy(Listener):
     """A threaded HTTP CONNECT proxy to 127.0.0.1/localhost, with optional basic auth."""
 
     def __init__(self, stats, label, auth=None):
         self.stats = stats
         self.label = label
         self.auth = auth
-        self.lsock = socket.socket()
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(16)
-        self.port = self.lsock.getsockname()[1]
-        threading.Thread(target=self._accept_loop, daemon=True).start()
+        self.start_listening()
 
-    def close(self):
-        self.lsock.close()
-
-    def _accept_loop(self):
-        while True:
-            try:
-                sock, _ = self.lsock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+    def on_accept(self, sock):
+        threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
 
     def _serve(self, sock):
         sock.settimeout(10)
