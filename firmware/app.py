@@ -233,8 +233,8 @@ class App:
                 v = got.get(p.get("quantity") or sensors.QUANTITIES[scfg["type"]][0])
                 if v is not None:
                     values.append((p["id"], v))
-        if values:
-            self._append(now, values)
+        if values and self._append(now, values):
+            self.log("debug", "reading %d" % now)
             for rule in self.rules:
                 for point, v in values:
                     if point == rule.point:
@@ -247,10 +247,10 @@ class App:
         except items.InvalidReading as e:
             self._aside().add("readings", str(e), items.reading_text(ts, values))
             self.log("warning", "reading set aside: %s" % e)
-            return
+            return False
         self.readings.append(rec)
         self.record_bytes = len(rec)
-        self.log("debug", "reading %d" % ts)
+        return True
 
     def _aside(self):
         return items.AsideLog(self.store_dir + "/aside.log")
