@@ -252,6 +252,7 @@ class VirtualBoard:
                            self.run_main and not raw, self.pretend_version)
         env = dict(os.environ)
         env.pop("MICROPYPATH", None)
+        env["MC_FLASH_DIR"] = "/"  # the folder is mounted at /: the sim board's flash is the root, as on a board
         env.update(self.env or {})
         # The relay keeps the read end of the interpreter's stdin too: bytes the host sent that an
         # exiting interpreter never read are carried over to the next one, as a board's UART buffer
