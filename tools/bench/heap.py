@@ -80,7 +80,7 @@ def run(out_dir):
         for n in READING_COUNTS:
             hint = smallest_heap(rig, "readings", n, hint=hint)
             reading_pts.append((n, hint))
-            rows.append(("exchange of %d readings" % n, hint))
+            rows.append(("exchange of %d reading%s" % (n, "" if n == 1 else "s"), hint))
         file_pts, hint = [], None
         for n in FILE_SIZES:
             hint = smallest_heap(rig, "file", 0, rig.files[n], hint=hint)
