@@ -12,9 +12,11 @@ State (agent.state): NEW (no identity yet), READY, NEEDS_KEY (every stored crede
 only a new onboarding key helps; nothing is sent until one is given).
 """
 
+import gc
 import json
+import sys
 
-from mindconnect import credentials, items, jsonw, jwt, multipart
+from mindconnect import credentials, items, multipart
 from mindconnect.clock import Clock, parse_http_date
 from mindconnect.compat import urandom
 from mindconnect.errors import (
@@ -22,7 +24,6 @@ from mindconnect.errors import (
     ConfigError,
     MindConnectError,
     OnboardingRequired,
-    ProtocolError,
     RateLimited,
     Rejected,
     ServerError,
@@ -42,16 +43,8 @@ TOKEN_MARGIN_S = 300
 BACKOFF_FIRST_MS = 2000
 BACKOFF_MAX_MS = 3600000
 
-_AM = "/api/agentmanagement/v3"
-_REGISTER = _AM + "/register"
-_TOKEN = _AM + "/oauth/token"
-_TOKEN_KEY = _AM + "/oauth/token_key"
-_MAPPINGS = "/api/mindconnect/v3/dataPointMappings"
 _EXCHANGE = "/api/mindconnect/v3/exchange"
-_JSON = "application/json"
-_FORM_HEAD = ("grant_type=client_credentials&client_assertion_type="
-              "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=")
-_NEW_KEY = "get a new onboarding key from Insights Hub > Agent > Onboard and provision it"
+NEW_KEY = "get a new onboarding key from Insights Hub > Agent > Onboard and provision it"
 
 
 def split_url(url):
@@ -66,36 +59,6 @@ def split_url(url):
         host, p = hostport.rsplit(":", 1)
         port = int(p)
     return host, port, path
-
-
-def parse_key(key):
-    """The onboarding key (JSON text or dict) -> its content dict, checked."""
-    if isinstance(key, (str, bytes)):
-        try:
-            key = json.loads(key)
-        except ValueError:
-            raise ConfigError("the onboarding key is not JSON: copy it whole from Insights Hub") from None
-    content = key.get("content") if isinstance(key, dict) else None
-    if not isinstance(content, dict):
-        raise ConfigError("the onboarding key has no 'content': copy it whole from Insights Hub")
-    for name in ("baseUrl", "iat", "clientId", "tenant"):
-        if not isinstance(content.get(name), str) or not content[name]:
-            raise ConfigError("the onboarding key has no '%s': copy it whole from Insights Hub" % name)
-    if "SHARED_SECRET" not in (content.get("clientCredentialProfile") or ["SHARED_SECRET"]):
-        raise ConfigError("this agent supports the SHARED_SECRET profile only: create the agent with it")
-    split_url(content["baseUrl"])
-    return content
-
-
-def quote(s):
-    """Percent-encoding of a query value (everything but unreserved characters)."""
-    out = []
-    for b in s.encode():
-        if 48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122 or b in b"-._~":
-            out.append(chr(b))
-        else:
-            out.append("%%%02X" % b)
-    return "".join(out)
 
 
 def retry_after_s(headers, now_s):
@@ -220,11 +183,25 @@ class Agent:
 
     def _base_url(self):
         ident = self.store.current()
-        if ident:
-            return ident.base_url
-        if self.key is None:
-            raise OnboardingRequired("not onboarded yet: " + _NEW_KEY)
-        return parse_key(self.key)["baseUrl"]
+        return ident.base_url if ident else self._run("onboard", "base_url")
+
+    def _run(self, name, fn, *args):
+        """fn(self, *args) from the on-demand module mindconnect.<name>, which is dropped afterwards
+        (from sys.modules and the package) so its code leaves the heap until it is needed again."""
+        drop = (name,) if "mindconnect.jwt" in sys.modules else (name, "jwt")  # jwt: only renew signs
+        mod = __import__("mindconnect." + name, None, None, (fn,))
+        fn = getattr(mod, fn)
+        mod = None
+        try:
+            return fn(self, *args)
+        finally:
+            fn = None
+            pkg = sys.modules.get("mindconnect")
+            for n in drop:
+                sys.modules.pop("mindconnect." + n, None)
+                if pkg is not None and hasattr(pkg, n):
+                    delattr(pkg, n)
+            gc.collect()
 
     def _client(self):
         if self._http is None:
@@ -266,119 +243,16 @@ class Agent:
             return NEEDS_KEY
         return READY if self.store.current() else NEW
 
-    # -- onboarding ----------------------------------------------------------------------------------
+    # -- onboarding, tokens, data model (the rarely needed code lives in onboard, renew and dsc) ------
 
     def onboard(self):
         """Register with the onboarding key once; True if it registered now, False if already onboarded."""
-        stuck = self.store.read(credentials.NEEDS_KEY)
-        ids = self.store.identities()
-        if ids and stuck is None:
-            return False
-        if self.key is None:
-            if stuck:
-                raise OnboardingRequired("%s: %s" % (stuck.get("reason"), _NEW_KEY))
-            raise OnboardingRequired("not onboarded yet: " + _NEW_KEY)
-        content = parse_key(self.key)
-        fp = credentials.key_fingerprint(content["iat"])
-        if (stuck and stuck.get("key_fp") == fp) or [i for i in ids if i.key_fp == fp]:
-            raise OnboardingRequired("onboarding key already used: " + _NEW_KEY)
-        r = self._call("POST", _REGISTER, {"Authorization": "Bearer " + content["iat"], "Content-Type": _JSON},
-                       b"{}")
-        if r.status in (400, 401, 403):
-            reason = "onboarding key refused (%d: used or expired)" % r.status
-            self.store.set_needs_key(reason, fp)
-            raise OnboardingRequired("%s: %s" % (reason, _NEW_KEY))
-        if r.status != 201:
-            raise self._failure(r, "onboarding")
-        try:
-            ident = credentials.Identity.from_response(r.json(), content["tenant"], content["baseUrl"], fp)
-        except ValueError as e:
-            raise ProtocolError("onboarding: %s" % e) from None
-        self.store.save_current(ident)
-        self._mark("onboard:saved")
-        self.store.drop_previous()
-        self.store.drop_token()
-        self.store.remove(credentials.MODEL)
-        self.store.clear_needs_key()
-        self._token = None
-        return True
+        return self._run("onboard", "onboard")
 
     def _identities(self):
         if self.store.needs_key() is not None or not self.store.current():
             self.onboard()
         return self.store.identities()
-
-    # -- tokens, rotation, recovery ------------------------------------------------------------------
-
-    def _ensure_time(self):
-        """Never sign with an unset clock: learn the time from the gateway first."""
-        if not self.clock.is_set():
-            self._call("GET", _TOKEN_KEY)
-        if not self.clock.is_set():
-            raise ProtocolError("the clock is not set and the gateway sent no Date: set the time (NTP) first")
-
-    def _request_token(self, ident):
-        """An access token for ident (saved with its expiry), or None when the hub refused the secret."""
-        self._ensure_time()
-        now = self.clock.now()
-        assertion = jwt.client_assertion(ident.client_id, ident.tenant, ident.client_secret, now,
-                                         jwt.uuid4(self.rand))
-        r = self._call("POST", _TOKEN, {"Content-Type": "application/x-www-form-urlencoded"},
-                       _FORM_HEAD + assertion)
-        if r.status in (400, 401):
-            return None
-        if r.status != 200:
-            raise self._failure(r, "access token")
-        doc = r.json()
-        token = doc.get("access_token")
-        if not isinstance(token, str) or not token:
-            raise ProtocolError("the token endpoint sent no access_token")
-        self.store.save_token(ident.client_id, token, now + int(doc.get("expires_in") or 3600))
-        return token
-
-    def _rotate(self, ident):
-        """Rotate with ident's registration access token; the new identity (saved) or None if refused."""
-        self._mark("rotate:before_put")
-        _, _, path = split_url(ident.registration_client_uri)
-        r = self._call("PUT", path, {"Authorization": "Bearer " + ident.registration_access_token,
-                                     "Content-Type": _JSON},
-                       jsonw.dumpb(jsonw.Obj(("client_id", ident.client_id))))
-        if r.status in (400, 401, 403, 404):
-            self._warn("key rotation refused (%d) for %s" % (r.status, ident.client_id))
-            return None
-        if not 200 <= r.status < 300:
-            raise self._failure(r, "key rotation")
-        try:
-            new = credentials.Identity.from_response(r.json(), ident.tenant, ident.base_url, ident.key_fp)
-        except ValueError as e:
-            raise ProtocolError("key rotation: %s" % e) from None
-        self._mark("rotate:after_put")
-        # the identity whose RAT was used stays as the fallback until the new secret gave a token
-        self.store.save_previous(ident)
-        self.store.save_current(new)
-        self.store.drop_token()
-        self._mark("rotate:after_save")
-        self.rotations += 1
-        return new
-
-    def _confirmed(self, token):
-        """A token was obtained with the current identity: the fallback is no longer needed."""
-        if self.store.has_previous():
-            self._mark("rotate:after_token")
-            self.store.drop_previous()
-        self._token = token
-        return token
-
-    def _stuck(self, reason):
-        cur = self.store.current()
-        self.store.set_needs_key(reason, cur.key_fp if cur else None)
-        self._token = None
-        self._warn(reason)
-        raise OnboardingRequired("%s: %s" % (reason, _NEW_KEY))
-
-    def _rotation_due(self, ident):
-        exp = ident.client_secret_expires_at
-        return exp and self.clock.is_set() and self.clock.now() >= exp - self.rotate_before_s
 
     def authorize(self, force=False):
         """A valid access token: from flash when it has 5 minutes left, else a new one.
@@ -388,38 +262,14 @@ class Agent:
         fail, enters NEEDS_KEY (persisted) and raises OnboardingRequired.
         """
         ids = self._identities()
-        if self._rotation_due(ids[0]):
-            new = self._rotate(ids[0])
-            if new is not None:
-                token = self._request_token(new)
-                if token:
-                    return self._confirmed(token)
-            ids = self.store.identities()
-        elif not force and not self.store.has_previous():  # with a fallback kept, confirm the new secret
+        exp = ids[0].client_secret_expires_at
+        due = bool(exp and self.clock.is_set() and self.clock.now() >= exp - self.rotate_before_s)
+        if not (due or force or self.store.has_previous()):  # with a fallback kept, confirm the new secret
             stored = self.store.token(ids[0].client_id)
             if stored and self.clock.now() < stored[1] - TOKEN_MARGIN_S:
                 self._token = stored[0]
                 return stored[0]
-        for attempt in (0, 1):
-            for i, ident in enumerate(ids):
-                token = self._request_token(ident)
-                if token:
-                    if i:  # the newer secret is refused, an older one works: go back to it
-                        self.store.save_current(ident)
-                    return self._confirmed(token)
-            skew = self.clock.last_skew_s
-            if attempt or skew is None or -60 <= skew <= 60:
-                break
-            # every secret refused and the gateway's clock differs: take the gateway's time and retry
-            self._warn("clock differs from the gateway by %d s; using the gateway's time" % skew)
-            self.clock.offset_ms += skew * 1000
-        for ident in ids:
-            new = self._rotate(ident)
-            if new is not None:
-                token = self._request_token(new)
-                if token:
-                    return self._confirmed(token)
-        self._stuck("every stored credential was refused")
+        return self._run("renew", "authorize", ids, due)
 
     def _authed(self, method, path, headers=None, body=None):
         """A request with the access token; on 401 a new token and one retry."""
@@ -432,84 +282,13 @@ class Agent:
             r = self._call(method, path, h, body)
         return r
 
-    # -- data model and mappings ---------------------------------------------------------------------
-
-    def _dsc_path(self):
-        return _AM + "/agents/" + self.store.current().client_id + "/dataSourceConfiguration"
-
-    def _put_dsc(self, model):
-        for _ in (0, 1):
-            r = self._authed("GET", self._dsc_path())
-            if r.status != 200:
-                raise self._failure(r, "reading the data source configuration")
-            etag = r.json().get("eTag") or r.headers.get("etag") or "0"
-            r = self._authed("PUT", self._dsc_path(), {"Content-Type": _JSON, "If-Match": str(etag)}, model.body)
-            if r.status == 200:
-                return
-            if r.status != 412:
-                raise self._failure(r, "data source configuration")
-        raise Rejected("data source configuration: changed on the hub while it was updated (412 twice); "
-                       "try again", 412)
-
     def sync_model(self, model, mappings=(), via_exchange=False):
         """Send the data model when its hash differs from the last one sent, then (re)assert mappings.
 
         Returns True when anything was sent. A mapping conflict raises Rejected naming both sides.
         """
         self.model = model
-        ident = self._identities()[0]
-        state = self.store.read(credentials.MODEL) or {}
-        sent = False
-        if state.get("dsc") != model.hash:
-            if via_exchange:
-                report = self.exchange([items.dsc_item(model)])
-                if report.count(SENT, "items") != 1:
-                    o = report.outcomes[-1]
-                    if o.status == RETRY:
-                        raise ServerError("data model: not sent; try again later", None,
-                                          (o.retry_at_ms - self.clock.now_ms()) // 1000)
-                    raise Rejected("data model refused: %s" % o.reason)
-            else:
-                self._put_dsc(model)
-            state = {"dsc": model.hash}  # a new DSC drops the mappings record: re-assert them all
-            self.store.write(credentials.MODEL, state)
-            sent = True
-        mh = items.mappings_hash(ident.client_id, mappings)
-        if mappings and state.get("maps") != mh:
-            self._assert_mappings(ident.client_id, mappings)
-            state["maps"] = mh
-            self.store.write(credentials.MODEL, state)
-            sent = True
-        return sent
-
-    def _hub_mappings(self, agent_id):
-        path = "%s?size=2000&filter=%s" % (_MAPPINGS, quote(jsonw.dumps(jsonw.Obj(("agentId", agent_id)))))
-        r = self._authed("GET", path)
-        if r.status != 200:
-            raise self._failure(r, "reading the data point mappings")
-        return r.json().get("content") or []
-
-    def _assert_mappings(self, agent_id, mappings):
-        existing = None
-        conflicts = []
-        for m in mappings:
-            r = self._authed("POST", _MAPPINGS, {"Content-Type": _JSON}, items.mapping_body(agent_id, m))
-            if r.status in (200, 201):
-                continue
-            if r.status != 409:
-                raise self._failure(r, "data point mapping of %s" % m.get("dataPointId"))
-            if existing is None:
-                existing = self._hub_mappings(agent_id)
-            for e in existing:
-                if e.get("dataPointId") != m["dataPointId"] or e.get("propertySetName") != m["propertySetName"]:
-                    continue
-                if e.get("entityId") != m["entityId"] or e.get("propertyName") != m["propertyName"]:
-                    conflicts.append("%s: hub has %s/%s.%s, configuration says %s/%s.%s" % (
-                        m["dataPointId"], e.get("entityId"), e.get("propertySetName"), e.get("propertyName"),
-                        m["entityId"], m["propertySetName"], m["propertyName"]))
-        if conflicts:
-            raise Rejected("data point mapping conflict (delete the hub's mapping or change the configuration): "
-                           + "; ".join(conflicts), 409)
+        return self._run("dsc", "sync_model", model, mappings, via_exchange)
 
     # -- exchange ------------------------------------------------------------------------------------
 
@@ -613,4 +392,10 @@ class Agent:
                 s.source.ack(b)
             self.failures = 0
             self.retry_at_ms = None
-            report.add(Outcome(SENT, mine, counts["readings"], counts["events"]))
+            last = report.outcomes[-1] if report.outcomes else None
+            if not mine and last is not None and last.status == SENT and not last.items:
+                # a backlog drain keeps one outcome, not one per request
+                last.readings += counts["readings"]
+                last.events += counts["events"]
+            else:
+                report.add(Outcome(SENT, mine, counts["readings"], counts["events"]))

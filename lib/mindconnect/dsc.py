@@ -1,0 +1,99 @@
+"""Data model (data source configuration) and data point mapping sync: loaded by Agent.sync_model
+on demand, then dropped; the hub is only asked when a hash differs from the one last accepted."""
+
+from mindconnect import credentials, items, jsonw
+from mindconnect.errors import Rejected, ServerError
+
+_JSON = "application/json"
+_MAPPINGS = "/api/mindconnect/v3/dataPointMappings"
+
+
+def quote(s):
+    """Percent-encoding of a query value (everything but unreserved characters)."""
+    out = []
+    for b in s.encode():
+        if 48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122 or b in b"-._~":
+            out.append(chr(b))
+        else:
+            out.append("%%%02X" % b)
+    return "".join(out)
+
+
+def _put_dsc(agent, model):
+    path = "/api/agentmanagement/v3/agents/" + agent.store.current().client_id + "/dataSourceConfiguration"
+    for _ in (0, 1):
+        r = agent._authed("GET", path)
+        if r.status != 200:
+            raise agent._failure(r, "reading the data source configuration")
+        etag = r.json().get("eTag") or r.headers.get("etag") or "0"
+        r = agent._authed("PUT", path, {"Content-Type": _JSON, "If-Match": str(etag)}, model.body)
+        if r.status == 200:
+            return
+        if r.status != 412:
+            raise agent._failure(r, "data source configuration")
+    raise Rejected("data source configuration: changed on the hub while it was updated (412 twice); "
+                   "try again", 412)
+
+
+def _via_exchange(agent, model):
+    report = agent.exchange([items.dsc_item(model)])
+    if report.count("sent", "items") != 1:
+        o = report.outcomes[-1]
+        if o.status == "retry":
+            raise ServerError("data model: not sent; try again later", None,
+                              (o.retry_at_ms - agent.clock.now_ms()) // 1000)
+        raise Rejected("data model refused: %s" % o.reason)
+
+
+def sync_model(agent, model, mappings, via_exchange):
+    """Agent.sync_model after agent.model was set: True when anything was sent."""
+    ident = agent._identities()[0]
+    store = agent.store
+    state = store.read(credentials.MODEL) or {}
+    sent = False
+    if state.get("dsc") != model.hash:
+        if via_exchange:
+            _via_exchange(agent, model)
+        else:
+            _put_dsc(agent, model)
+        state = {"dsc": model.hash}  # a new DSC drops the mappings record: re-assert them all
+        store.write(credentials.MODEL, state)
+        sent = True
+    mh = items.mappings_hash(ident.client_id, mappings)
+    if mappings and state.get("maps") != mh:
+        _assert_mappings(agent, ident.client_id, mappings)
+        state["maps"] = mh
+        store.write(credentials.MODEL, state)
+        sent = True
+    return sent
+
+
+def _hub_mappings(agent, agent_id):
+    path = "%s?size=2000&filter=%s" % (_MAPPINGS, quote(jsonw.dumps(jsonw.Obj(("agentId", agent_id)))))
+    r = agent._authed("GET", path)
+    if r.status != 200:
+        raise agent._failure(r, "reading the data point mappings")
+    return r.json().get("content") or []
+
+
+def _assert_mappings(agent, agent_id, mappings):
+    existing = None
+    conflicts = []
+    for m in mappings:
+        r = agent._authed("POST", _MAPPINGS, {"Content-Type": _JSON}, items.mapping_body(agent_id, m))
+        if r.status in (200, 201):
+            continue
+        if r.status != 409:
+            raise agent._failure(r, "data point mapping of %s" % m.get("dataPointId"))
+        if existing is None:
+            existing = _hub_mappings(agent, agent_id)
+        for e in existing:
+            if e.get("dataPointId") != m["dataPointId"] or e.get("propertySetName") != m["propertySetName"]:
+                continue
+            if e.get("entityId") != m["entityId"] or e.get("propertyName") != m["propertyName"]:
+                conflicts.append("%s: hub has %s/%s.%s, configuration says %s/%s.%s" % (
+                    m["dataPointId"], e.get("entityId"), e.get("propertySetName"), e.get("propertyName"),
+                    m["entityId"], m["propertySetName"], m["propertyName"]))
+    if conflicts:
+        raise Rejected("data point mapping conflict (delete the hub's mapping or change the configuration): "
+                       + "; ".join(conflicts), 409)

@@ -1,0 +1,75 @@
+"""Onboarding with the onboarding key (once per key): loaded by the agent on demand, then dropped.
+
+A device onboards once; keeping this code out of the steady wake cycle leaves its heap to the data.
+"""
+
+import json
+
+from mindconnect import credentials
+from mindconnect.agent import NEW_KEY, split_url
+from mindconnect.errors import ConfigError, OnboardingRequired, ProtocolError
+
+_WHOLE = ": copy it whole from Insights Hub"
+
+
+def parse_key(key):
+    """The onboarding key (JSON text or dict) -> its content dict, checked."""
+    if isinstance(key, (str, bytes)):
+        try:
+            key = json.loads(key)
+        except ValueError:
+            raise ConfigError("the onboarding key is not JSON" + _WHOLE) from None
+    content = key.get("content") if isinstance(key, dict) else None
+    if not isinstance(content, dict):
+        raise ConfigError("the onboarding key has no 'content'" + _WHOLE)
+    for name in ("baseUrl", "iat", "clientId", "tenant"):
+        if not isinstance(content.get(name), str) or not content[name]:
+            raise ConfigError("the onboarding key has no '%s'%s" % (name, _WHOLE))
+    if "SHARED_SECRET" not in (content.get("clientCredentialProfile") or ["SHARED_SECRET"]):
+        raise ConfigError("this agent supports the SHARED_SECRET profile only: create the agent with it")
+    split_url(content["baseUrl"])
+    return content
+
+
+def base_url(agent):
+    """The gateway URL from the agent's onboarding key (before the first onboarding)."""
+    if agent.key is None:
+        raise OnboardingRequired("not onboarded yet: " + NEW_KEY)
+    return parse_key(agent.key)["baseUrl"]
+
+
+def onboard(agent):
+    """Agent.onboard: register once; True if it registered now, False if already onboarded."""
+    store = agent.store
+    stuck = store.read(credentials.NEEDS_KEY)
+    ids = store.identities()
+    if ids and stuck is None:
+        return False
+    if agent.key is None:
+        if stuck:
+            raise OnboardingRequired("%s: %s" % (stuck.get("reason"), NEW_KEY))
+        raise OnboardingRequired("not onboarded yet: " + NEW_KEY)
+    content = parse_key(agent.key)
+    fp = credentials.key_fingerprint(content["iat"])
+    if (stuck and stuck.get("key_fp") == fp) or [i for i in ids if i.key_fp == fp]:
+        raise OnboardingRequired("onboarding key already used: " + NEW_KEY)
+    r = agent._call("POST", "/api/agentmanagement/v3/register",
+                    {"Authorization": "Bearer " + content["iat"], "Content-Type": "application/json"}, b"{}")
+    if r.status in (400, 401, 403):
+        reason = "onboarding key refused (%d: used or expired)" % r.status
+        store.set_needs_key(reason, fp)
+        raise OnboardingRequired("%s: %s" % (reason, NEW_KEY))
+    if r.status != 201:
+        raise agent._failure(r, "onboarding")
+    try:
+        ident = credentials.Identity.from_response(r.json(), content["tenant"], content["baseUrl"], fp)
+    except ValueError as e:
+        raise ProtocolError("onboarding: %s" % e) from None
+    store.save_current(ident)
+    agent._mark("onboard:saved")
+    store.drop_previous()
+    store.drop_token()
+    store.remove(credentials.MODEL)
+    store.clear_needs_key()
+    agent._token = None
+    return True

@@ -1,0 +1,123 @@
+"""New access tokens, secret rotation and recovery: loaded by Agent.authorize on demand, then dropped.
+
+The steady wake cycle takes its token from flash; this code is needed about once an hour.
+"""
+
+from mindconnect import jsonw, jwt
+from mindconnect.agent import NEW_KEY, split_url
+from mindconnect.errors import OnboardingRequired, ProtocolError
+
+_AM = "/api/agentmanagement/v3"
+_FORM_HEAD = ("grant_type=client_credentials&client_assertion_type="
+              "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=")
+
+
+def _ensure_time(agent):
+    """Never sign with an unset clock: learn the time from the gateway first."""
+    if not agent.clock.is_set():
+        agent._call("GET", _AM + "/oauth/token_key")
+    if not agent.clock.is_set():
+        raise ProtocolError("the clock is not set and the gateway sent no Date: set the time (NTP) first")
+
+
+def request_token(agent, ident):
+    """An access token for ident (saved with its expiry), or None when the hub refused the secret."""
+    _ensure_time(agent)
+    now = agent.clock.now()
+    assertion = jwt.client_assertion(ident.client_id, ident.tenant, ident.client_secret, now,
+                                     jwt.uuid4(agent.rand))
+    r = agent._call("POST", _AM + "/oauth/token", {"Content-Type": "application/x-www-form-urlencoded"},
+                    _FORM_HEAD + assertion)
+    if r.status in (400, 401):
+        return None
+    if r.status != 200:
+        raise agent._failure(r, "access token")
+    doc = r.json()
+    token = doc.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise ProtocolError("the token endpoint sent no access_token")
+    agent.store.save_token(ident.client_id, token, now + int(doc.get("expires_in") or 3600))
+    return token
+
+
+def rotate(agent, ident):
+    """Rotate with ident's registration access token; the new identity (saved) or None if refused."""
+    from mindconnect.credentials import Identity
+
+    agent._mark("rotate:before_put")
+    _, _, path = split_url(ident.registration_client_uri)
+    r = agent._call("PUT", path, {"Authorization": "Bearer " + ident.registration_access_token,
+                                  "Content-Type": "application/json"},
+                    jsonw.dumpb(jsonw.Obj(("client_id", ident.client_id))))
+    if r.status in (400, 401, 403, 404):
+        agent._warn("key rotation refused (%d) for %s" % (r.status, ident.client_id))
+        return None
+    if not 200 <= r.status < 300:
+        raise agent._failure(r, "key rotation")
+    try:
+        new = Identity.from_response(r.json(), ident.tenant, ident.base_url, ident.key_fp)
+    except ValueError as e:
+        raise ProtocolError("key rotation: %s" % e) from None
+    agent._mark("rotate:after_put")
+    # the identity whose RAT was used stays as the fallback until the new secret gave a token
+    agent.store.save_previous(ident)
+    agent.store.save_current(new)
+    agent.store.drop_token()
+    agent._mark("rotate:after_save")
+    agent.rotations += 1
+    return new
+
+
+def _confirmed(agent, token):
+    """A token was obtained with the current identity: the fallback is no longer needed."""
+    if agent.store.has_previous():
+        agent._mark("rotate:after_token")
+        agent.store.drop_previous()
+    agent._token = token
+    return token
+
+
+def _rotated_token(agent, ident):
+    new = rotate(agent, ident)
+    if new is not None:
+        token = request_token(agent, new)
+        if token:
+            return _confirmed(agent, token)
+    return None
+
+
+def authorize(agent, ids, rotation_due):
+    """Agent.authorize without a usable stored token: rotate when due, else request; recover on refusal.
+
+    When the secret is refused: the previous identity, then the gateway's time if the clocks differ,
+    then rotation with any stored registration access token; when all fail, NEEDS_KEY (persisted)
+    and OnboardingRequired.
+    """
+    if rotation_due:
+        token = _rotated_token(agent, ids[0])
+        if token:
+            return token
+        ids = agent.store.identities()
+    for attempt in (0, 1):
+        for i, ident in enumerate(ids):
+            token = request_token(agent, ident)
+            if token:
+                if i:  # the newer secret is refused, an older one works: go back to it
+                    agent.store.save_current(ident)
+                return _confirmed(agent, token)
+        skew = agent.clock.last_skew_s
+        if attempt or skew is None or -60 <= skew <= 60:
+            break
+        # every secret refused and the gateway's clock differs: take the gateway's time and retry
+        agent._warn("clock differs from the gateway by %d s; using the gateway's time" % skew)
+        agent.clock.offset_ms += skew * 1000
+    for ident in ids:
+        token = _rotated_token(agent, ident)
+        if token:
+            return token
+    reason = "every stored credential was refused"
+    cur = agent.store.current()
+    agent.store.set_needs_key(reason, cur.key_fp if cur else None)
+    agent._token = None
+    agent._warn(reason)
+    raise OnboardingRequired("%s: %s" % (reason, NEW_KEY))
