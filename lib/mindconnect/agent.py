@@ -288,6 +288,12 @@ class Agent:
         Returns True when anything was sent. A mapping conflict raises Rejected naming both sides.
         """
         self.model = model
+        cid = self._identities()[0].client_id
+        state = self.store.read(credentials.MODEL) or {}
+        maps = items.mappings_hash(cid, mappings) if mappings else None
+        if state.get("dsc") == model.hash and maps in (None, state.get("maps")):
+            return False
+        self.authorize()  # the token first: renew and dsc are never in the heap together
         return self._run("dsc", "sync_model", model, mappings, via_exchange)
 
     # -- exchange ------------------------------------------------------------------------------------
