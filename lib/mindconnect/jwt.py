@@ -1,4 +1,5 @@
-"""base64url, HMAC-SHA256 (RFC 2104 over hashlib) and the HS256 client assertion of PROTOCOL.md.
+"""base64url, HMAC-SHA256 (RFC 2104 over hashlib) and the client assertions of PROTOCOL.md: HS256
+(SHARED_SECRET) and RS256 (RSA_3072, with a key from mindconnect.rsa).
 
 MicroPython hash objects cannot be copied and micropython-lib's hmac cannot be installed offline, so
 HMAC is computed here; it is checked against RFC 4231 and CPython's hmac in the tests.
@@ -12,6 +13,7 @@ from mindconnect.compat import urandom
 
 _BLOCK = 64
 _HEADER_HS256 = b'{"alg":"HS256","typ":"JWT"}'
+_HEADER_RS256 = b'{"alg":"RS256","typ":"JWT"}'
 
 
 def b64url_encode(data):
@@ -78,6 +80,21 @@ def sign_hs256(claims, secret):
     return (signing_input + b"." + sig).decode()
 
 
+def sign_rs256(claims, key):
+    """A compact JWS (str) of claims signed RS256 with key (a mindconnect.rsa.PrivateKey).
+
+    One RSA-3072 signature costs about a tenth of a second on a desktop and seconds on an ESP32
+    (BENCHMARKS.md): the agent signs once per access token, never in a loop.
+    """
+    signing_input = b64url_encode(_HEADER_RS256) + b"." + b64url_encode(jsonw.dumpb(claims))
+    return (signing_input + b"." + b64url_encode(key.sign_sha256(signing_input))).decode()
+
+
 def client_assertion(client_id, tenant, secret, now, jti=None):
     """The HS256 client assertion for the token endpoint (str)."""
     return sign_hs256(assertion_claims(client_id, tenant, now, jti or uuid4()), secret)
+
+
+def client_assertion_rs256(client_id, tenant, key, now, jti=None):
+    """The RS256 client assertion for the token endpoint (str), signed with an RSA private key."""
+    return sign_rs256(assertion_claims(client_id, tenant, now, jti or uuid4()), key)
