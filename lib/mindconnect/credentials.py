@@ -190,17 +190,6 @@ class CredentialStore:
     def drop_token(self):
         self.remove(TOKEN)
 
-    # -- RSA_3072 keys ------------------------------------------------------------------------------
-
-    def key_path(self, name):
-        """Path of the key file RSA_KEY or RSA_NEXT (read with mindconnect.rsa)."""
-        return self._path(name)
-
-    def promote_next_key(self):
-        """The next key has been registered and confirmed: it replaces the onboarding key (one rename)."""
-        os.rename(self._path(RSA_NEXT), self._path(RSA_KEY))
-        fsync_dir(self.folder)
-
     # -- the "needs a new onboarding key" state ----------------------------------------------------
 
     def needs_key(self):

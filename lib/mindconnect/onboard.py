@@ -67,7 +67,7 @@ def onboard(agent):
     kid, body = None, b"{}"
     if profile_of(content) == "RSA_3072":
         from mindconnect import rsa
-        key = rsa.load(store.key_path(credentials.RSA_KEY))
+        key = rsa.load(store.folder + "/" + credentials.RSA_KEY)
         kid, body = key.kid, rsa.jwks_body(key)
         key = None
     r = agent._call("POST", "/api/agentmanagement/v3/register",

@@ -10,9 +10,9 @@ next key file replaces the old one. A pending kid found later means a rotation w
 done again at the next renewal, with the same key.
 """
 
-from mindconnect import credentials, jsonw, jwt
+from mindconnect import credentials, jsonw
 from mindconnect.agent import NEW_KEY, split_url
-from mindconnect.errors import ConfigError, OnboardingRequired, ProtocolError
+from mindconnect.errors import OnboardingRequired, ProtocolError
 
 _AM = "/api/agentmanagement/v3"
 _FORM_HEAD = ("grant_type=client_credentials&client_assertion_type="
@@ -27,49 +27,18 @@ def _ensure_time(agent):
         raise ProtocolError("the clock is not set and the gateway sent no Date: set the time (NTP) first")
 
 
-def _key(agent, kid):
-    """The RSA private key named kid, from the onboarding key file or the next one."""
-    from mindconnect import rsa
-    for name in (credentials.RSA_KEY, credentials.RSA_NEXT):
-        path = agent.store.key_path(name)
-        if rsa.kid_of(path) == kid:
-            return rsa.load(path)
-    raise ConfigError("the RSA key %s of the agent's identity is not on flash: provision the board again "
-                      "with a new onboarding key (tools/provision.py)" % kid)
-
-
-def _rotation_key(agent, ident):
-    """The key a rotation registers: the pending one, else the next one (persisted as pending), else ident's."""
-    from mindconnect import rsa
-    pending = agent.store.read(credentials.RSA_PENDING)
-    kid = pending.get("kid") if pending else None
-    if not kid:
-        kid = rsa.kid_of(agent.store.key_path(credentials.RSA_NEXT))
-        if kid and kid != ident.kid:
-            agent.store.write(credentials.RSA_PENDING, {"kid": kid})
-        else:
-            kid = ident.kid
-    return _key(agent, kid)
-
-
-def _promote_key(agent, ident):
-    """The old key is no longer needed once a token came with the next one: the next file replaces it."""
-    from mindconnect import rsa
-    if not agent.store.has_previous() and rsa.kid_of(agent.store.key_path(credentials.RSA_NEXT)) == ident.kid:
-        agent.store.promote_next_key()
-
-
 def request_token(agent, ident):
     """An access token for ident (saved with its expiry), or None when the hub refused the secret."""
     _ensure_time(agent)
     now = agent.clock.now()
+    from mindconnect import jwt  # here, not at the top: a rotation's first TLS connection needs the heap
+
+    secret = ident.client_secret
     if ident.kid:
-        key = _key(agent, ident.kid)
-        assertion = jwt.client_assertion_rs256(ident.client_id, ident.tenant, key, now, jwt.uuid4(agent.rand))
-        key = None
-    else:
-        assertion = jwt.client_assertion(ident.client_id, ident.tenant, ident.client_secret, now,
-                                         jwt.uuid4(agent.rand))
+        from mindconnect import rsa
+        secret = rsa.key_for(agent.store, ident.kid)
+    assertion = jwt.client_assertion(ident.client_id, ident.tenant, secret, now, jwt.uuid4(agent.rand))
+    secret = None
     r = agent._call("POST", _AM + "/oauth/token", {"Content-Type": "application/x-www-form-urlencoded"},
                     _FORM_HEAD + assertion)
     if r.status in (400, 401):
@@ -91,7 +60,7 @@ def rotate(agent, ident):
     kid, body = None, None
     if ident.kid:
         from mindconnect import rsa
-        key = _rotation_key(agent, ident)
+        key = rsa.rotation_key(agent.store, ident.kid)
         kid, body = key.kid, rsa.jwks_body(key, ident.client_id)
         key = None
     agent._mark("rotate:before_put")
@@ -126,7 +95,8 @@ def _confirmed(agent, ident, token):
         agent._mark("rotate:after_token")
         agent.store.drop_previous()
     if ident.kid:
-        _promote_key(agent, ident)
+        from mindconnect import rsa
+        rsa.promote(agent.store, ident.kid)
     agent._token = token
     return token
 

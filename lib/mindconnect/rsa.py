@@ -1,4 +1,5 @@
-"""RSASSA-PKCS1-v1_5 signatures with SHA-256 (RS256) from a private key on flash, in pure Python.
+"""RSASSA-PKCS1-v1_5 signatures with SHA-256 (RS256) from a private key on flash, in pure Python,
+and the agent's RSA key files (which key an identity or a rotation uses; promotion of the next key).
 
 Only agents of the RSA_3072 profile import this module (mindconnect.onboard and renew, on demand), so
 a SHARED_SECRET node never has it in its heap. The key is made on the host by tools/provision.py
@@ -16,8 +17,11 @@ Errors name the file and what to do, never a byte of the key.
 """
 
 import hashlib
+import os
 
 from mindconnect import jsonw
+from mindconnect.compat import fsync_dir
+from mindconnect.credentials import RSA_KEY, RSA_NEXT, RSA_PENDING
 from mindconnect.errors import ConfigError
 from mindconnect.jwt import b64url_encode
 
@@ -126,3 +130,38 @@ def load(path):
     if len(vals) != _FIELDS or pos != len(body):
         raise ConfigError("the RSA key at %s has the wrong layout: %s" % (path, _REPROVISION))
     return PrivateKey(kid, *vals, size=n_size)
+
+
+# -- the agent's key files (credentials.py describes them) ------------------------------------------
+
+def key_for(store, kid):
+    """The private key named kid in the store folder: the onboarding key file or the next one."""
+    for name in (RSA_KEY, RSA_NEXT):
+        path = store.folder + "/" + name
+        if kid_of(path) == kid:
+            return load(path)
+    raise ConfigError("the RSA key %s of the agent's identity is not on flash: provision the board again "
+                      "with a new onboarding key (tools/provision.py)" % kid)
+
+
+def rotation_key(store, kid):
+    """The key a rotation of the identity with key kid registers: the pending one, else the next one
+    (persisted as pending first), else the same key again."""
+    pending = store.read(RSA_PENDING)
+    new = pending.get("kid") if pending else None
+    if not new:
+        new = kid_of(store.folder + "/" + RSA_NEXT)
+        if new and new != kid:
+            store.write(RSA_PENDING, {"kid": new})
+        else:
+            new = kid
+    return key_for(store, new)
+
+
+def promote(store, kid):
+    """A token came with key kid and no fallback identity is kept: when kid is the next key, its file
+    replaces the onboarding key file (one atomic rename); the old key is no longer needed."""
+    nxt = store.folder + "/" + RSA_NEXT
+    if not store.has_previous() and kid_of(nxt) == kid:
+        os.rename(nxt, store.folder + "/" + RSA_KEY)
+        fsync_dir(store.folder)
