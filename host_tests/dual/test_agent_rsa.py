@@ -105,3 +105,19 @@ def test_damaged_key_fails_loudly_and_sends_no_assertion():
     assert "damaged" in str(e)
     state = admin("GET", "/admin/agents/" + cid)
     assert state["tokens_issued"] == 0
+
+
+def test_a_damaged_next_key_is_reported_and_the_same_key_registered_again():
+    warnings = []
+    a, cid = new_rsa_agent(keys=("RSA_KEY_A", "RSA_KEY_B"), log=warnings.append)
+    a.onboard()
+    raw = bytearray(dualtest.read_bytes(_file(a, credentials.RSA_NEXT)))
+    raw[900] ^= 0x01
+    dualtest.write_bytes(_file(a, credentials.RSA_NEXT), bytes(raw))
+    a.rotate_before_s = 10 ** 9
+    a.authorize()
+    kid_a = rsa.kid_of(dualtest.env("RSA_KEY_A"))
+    state = admin("GET", "/admin/agents/" + cid)
+    assert a.rotations == 1 and state["key_id"] == kid_a and state["tokens_issued"] == 1
+    assert [w for w in warnings if "next RSA key is unusable" in w and "damaged" in w], warnings
+    assert a.store.read(credentials.RSA_PENDING) is None and a.store.current().kid == kid_a

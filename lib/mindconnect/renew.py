@@ -60,7 +60,7 @@ def rotate(agent, ident):
     kid, body = None, None
     if ident.kid:
         from mindconnect import rsa
-        key = rsa.rotation_key(agent.store, ident.kid)
+        key = rsa.rotation_key(agent.store, ident.kid, agent._warn)
         kid, body = key.kid, rsa.jwks_body(key, ident.client_id)
         key = None
     agent._mark("rotate:before_put")

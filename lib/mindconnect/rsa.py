@@ -144,9 +144,10 @@ def key_for(store, kid):
                       "with a new onboarding key (tools/provision.py)" % kid)
 
 
-def rotation_key(store, kid):
+def rotation_key(store, kid, warn):
     """The key a rotation of the identity with key kid registers: the pending one, else the next one
-    (persisted as pending first), else the same key again."""
+    (persisted as pending first), else the same key again. A damaged next key is reported with warn()
+    and the same key is registered again: the node keeps working until it is provisioned again."""
     pending = store.read(RSA_PENDING)
     new = pending.get("kid") if pending else None
     if not new:
@@ -155,7 +156,14 @@ def rotation_key(store, kid):
             store.write(RSA_PENDING, {"kid": new})
         else:
             new = kid
-    return key_for(store, new)
+    try:
+        return key_for(store, new)
+    except ConfigError as e:
+        if new == kid:
+            raise
+        warn("the next RSA key is unusable (%s); the current key is registered again" % e)
+        store.remove(RSA_PENDING)
+        return key_for(store, kid)
 
 
 def promote(store, kid):
