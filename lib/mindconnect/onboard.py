@@ -41,7 +41,6 @@ def profile_of(content):
     raise ConfigError("this agent supports the SHARED_SECRET and RSA_3072 profiles: create the agent with one")
 
 
-
 def base_url(agent):
     """The gateway URL from the agent's onboarding key (before the first onboarding)."""
     if agent.key is None:
