@@ -359,9 +359,9 @@ def _key_object(key, path):
     if not content["baseUrl"].startswith("https://"):
         _fail(path, "content.baseUrl must start with https://; copy the key again from Insights Hub")
     profiles = content.get("clientCredentialProfile", ["SHARED_SECRET"])
-    if not isinstance(profiles, list) or "SHARED_SECRET" not in profiles:
-        _fail(path, "the agent's security profile is not SHARED_SECRET; create the agent in Insights Hub with "
-              "security profile SHARED_SECRET")
+    if not isinstance(profiles, list) or ("SHARED_SECRET" not in profiles and "RSA_3072" not in profiles):
+        _fail(path, "the agent's security profile is neither SHARED_SECRET nor RSA_3072; create the agent in "
+              "Insights Hub with one of them")
 
 
 

@@ -75,4 +75,5 @@ from fixtures_agent import *  # noqa: E402,F401,F403
 from fixtures_http import *  # noqa: E402,F401,F403
 from fixtures_mockhub import *  # noqa: E402,F401,F403
 from fixtures_provision import *  # noqa: E402,F401,F403
+from fixtures_rsa import *  # noqa: E402,F401,F403
 from fixtures_spool import *  # noqa: E402,F401,F403

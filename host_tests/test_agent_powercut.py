@@ -44,10 +44,10 @@ STEPS = ("rotate:before_put", "rotate:after_put", "rotate:after_save", "rotate:a
 LIFETIME = 7 * 86400
 
 
-def _run(mpy, script_mod, extra, env, kill_at=None):
+def _run(mpy, script_mod, extra, env, kill_at=None, heap=HEAP):
     """Run the agent script; SIGKILL it when it reports checkpoint kill_at. Returns its output lines."""
     env = dict(env, KILL_AT=kill_at or "")
-    proc = mpyharness.popen(["-m", script_mod], heap=HEAP, env=env, extra_paths=[extra], stdin=-1, stdout=-1,
+    proc = mpyharness.popen(["-m", script_mod], heap=heap, env=env, extra_paths=[extra], stdin=-1, stdout=-1,
                             stderr=-2, text=True)
     lines = queue.Queue()
     reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)], daemon=True)

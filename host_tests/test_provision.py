@@ -228,3 +228,38 @@ def test_provisioned_virtual_board_sends_readings_to_the_hub(hub, inputs, tmp_pa
         while not hub.timeseries(key["client_id"]) and time.monotonic() < deadline:
             time.sleep(0.2)  # polling the hub with a deadline, not waiting for a fixed time
     assert hub.timeseries(key["client_id"]), "no readings arrived within 60 s:\n" + run.text
+
+
+def test_rsa_agent_gets_keys_made_here_and_sends_readings(hub, inputs, tmp_path):
+    """RSA_3072: provisioning makes the key (and the next one) on the host, writes only the board's key
+    files, prints key ids but no key material, keeps the keys when run again; the board onboards with
+    the key and sends readings."""
+    mpyharness.require_micropython()
+    import base64
+    import time
+
+    from tools.rsakey import MAGIC
+    key = hub.create_agent(name="node-rsa", profile="RSA_3072")
+    (tmp_path / "key.json").write_text(key["onboarding_key_json"])
+    flash = tmp_path / "flash"
+    with VirtualBoard(flash, run_main=True) as board:
+        run = Run(board.port, "--ca", inputs["ca"], "--key", tmp_path / "key.json", "--onboard", "--rsa-next",
+                  "--set", "board=sim", "--set", "sample_s=1", "--set", "upload_s=1")
+        assert run.rc == 0, run.text
+        keys = {n: (flash / "agent" / n).read_bytes() for n in ("rsa_key", "rsa_next")}
+        kids = {n: raw[len(MAGIC) + 1:len(MAGIC) + 1 + raw[len(MAGIC)]].decode() for n, raw in keys.items()}
+        assert "RSA key %s made on this computer for /agent/rsa_key" % kids["rsa_key"] in run.text
+        assert "RSA key %s made on this computer for /agent/rsa_next" % kids["rsa_next"] in run.text
+        assert hub.agent_state(key["client_id"])["key_id"] == kids["rsa_key"]
+        for raw in keys.values():  # no piece of a private key on screen, in hex or base64
+            for piece in (raw[500:524], raw[900:924]):
+                assert piece.hex() not in run.text.lower() and base64.b64encode(piece).decode() not in run.text
+        deadline = time.monotonic() + 60
+        while not hub.timeseries(key["client_id"]) and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling the hub with a deadline, not waiting for a fixed time
+        assert hub.timeseries(key["client_id"]), "no readings arrived within 60 s:\n" + run.text
+        again = Run(board.port, "--ca", inputs["ca"], "--key", tmp_path / "key.json", "--rsa-next",
+                    "--set", "board=sim", "--set", "sample_s=1", "--set", "upload_s=1", "--no-restart")
+        assert again.rc == 0, again.text
+        assert "the board keeps its RSA key /agent/rsa_key" in again.text and "made on this computer" not in again.text
+        assert {n: (flash / "agent" / n).read_bytes() for n in keys} == keys

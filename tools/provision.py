@@ -16,7 +16,10 @@ main.py at the root), each through a temp file and a rename; writes config.json,
 password, onboarding key) and the gateway CA as DER; with --onboard registers the agent on the board
 and deletes the key from it; then runs a self-test on the board (imports, config, clock, TLS to the
 gateway when reachable) and soft-resets it, so it starts main.py. Any refusal comes before the first
-write, so the board's files stay as they were. Secrets are never printed. The Wi-Fi password is read
+write, so the board's files stay as they were. Secrets are never printed. For an RSA_3072 agent it
+makes the 3072-bit key on this computer (and with --rsa-next a second one for the next rotation) and
+writes it to the board's credential store, unless the board has one already; only the key ids are
+printed, and the private key is kept nowhere but on the board. The Wi-Fi password is read
 from --wifi-password-file or the environment variable MINDCONNECT_WIFI_PASSWORD (a command line is
 visible to other users).
 Exit status: 0 when every board passed, 1 otherwise.
@@ -119,7 +122,8 @@ def prepare(opts, key_path):
     payload["/" + pb.SECRETS_FILE] = pb.json_bytes(secrets)
     if ca is not None:
         payload["/" + cfg["ca_file"]] = ca
-    return payload, cfg, warnings, pb.mpy_version_of(files)
+    payload_profile = pb.key_profile(key) if key else None
+    return payload, cfg, warnings, pb.mpy_version_of(files), payload_profile
 
 
 def wifi_password(opts):
@@ -181,7 +185,7 @@ def provision_board(port, opts, key_path=None, name=None, say=print):
 
 def _provision(port, opts, key_path, res, say):
     say("== %s (%s)" % (res.name, port))
-    payload, cfg, warnings, mpy = prepare(opts, key_path)
+    payload, cfg, warnings, mpy, profile = prepare(opts, key_path)
     for w in warnings:
         say("config warning: %s" % w)
     with BoardLink(port, timeout=opts.timeout) as link:
@@ -190,6 +194,8 @@ def _provision(port, opts, key_path, res, say):
             % (".".join(str(x) for x in facts["version"]), facts["machine"], facts["mpy"] & 0xFF,
                _kb(facts["free"]), _kb(facts["total"]), _kb(facts["heap_free"])))
         check_runtime(facts, mpy)
+        if profile == "RSA_3072" or opts.rsa_next:
+            _add_rsa_keys(link, payload, opts, say)
         state = link.state(payload, OWNED_TREES)
         changed, stale = plan(payload, state, facts, cfg)
         say("plan: %d of %d files to copy (%s), %d stale to remove"
@@ -223,6 +229,21 @@ def _provision(port, opts, key_path, res, say):
     failed = [r for r in res.selftest if r[1] == "FAIL"]
     res.ok = not failed
     res.message = "self-test failed: " + ", ".join(r[0] for r in failed) if failed else "ok"
+
+
+def _add_rsa_keys(link, payload, opts, say):
+    """RSA_3072: keys made here for the board's agent (the one it registers, with --rsa-next also the
+    next one), each only when the board lacks it. Only kids are printed, never key material."""
+    paths = [STORE_DIR + "/" + n for n in ("rsa_key", "rsa_next")]
+    on_board = link.state(paths, ())
+    files, kids = pb.rsa_key_files(STORE_DIR, on_board, opts.rsa_next)
+    for path in paths:
+        if path in files:
+            say("RSA key %s made on this computer for %s (3072 bits; only the board gets the private key)"
+                % (kids[path], path))
+        elif path in on_board:
+            say("the board keeps its RSA key %s" % path)
+    payload.update(files)
 
 
 def _onboard(link, cfg, payload, res, say):
@@ -302,6 +323,9 @@ def parser():
     ap.add_argument("--wifi-password-file", metavar="FILE",
                     help="file holding the Wi-Fi password (or set %s)" % WIFI_PASSWORD_ENV)
     ap.add_argument("--no-mpy", action="store_true", help="copy .py sources instead of .mpy (needs more heap)")
+    ap.add_argument("--rsa-next", action="store_true",
+                    help="RSA_3072: also make the key the agent registers at its next rotation (default: it "
+                         "registers the same key again)")
     ap.add_argument("--onboard", action="store_true", help="onboard on the board now and print its client id")
     ap.add_argument("--no-selftest", action="store_true", help="skip the self-test on the board")
     ap.add_argument("--no-restart", action="store_true", help="leave the board in its REPL afterwards")

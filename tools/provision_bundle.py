@@ -89,7 +89,7 @@ def _iso_to_epoch(text):
 
 def read_onboarding_key(path, now=None):
     """The onboarding key file's JSON object, checked; ProvisionError (naming the file, never the key)
-    when it is missing, malformed, not SHARED_SECRET or expired."""
+    when it is missing, malformed, of a security profile the agent lacks, or expired."""
     now = int(time.time()) if now is None else now
     where = "onboarding key %s" % path
     try:
@@ -114,9 +114,9 @@ def read_onboarding_key(path, now=None):
                                  % (where, field))
     if not content["baseUrl"].startswith("https://"):
         raise ProvisionError("%s: content.baseUrl must start with https://; copy the key again" % where)
-    if "SHARED_SECRET" not in content.get("clientCredentialProfile", ["SHARED_SECRET"]):
-        raise ProvisionError("%s: the agent's security profile is not SHARED_SECRET; create the agent in "
-                             "Insights Hub with security profile SHARED_SECRET" % where)
+    if key_profile(key) is None:
+        raise ProvisionError("%s: the agent's security profile is neither SHARED_SECRET nor RSA_3072; create "
+                             "the agent in Insights Hub with one of them" % where)
     expires = _iso_to_epoch(key.get("expiration"))
     try:
         jwt_exp = _b64url_json(content["iat"].split(".")[1]).get("exp")
@@ -128,6 +128,32 @@ def read_onboarding_key(path, now=None):
         when = datetime.fromtimestamp(expires, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         raise ProvisionError("%s: expired on %s; %s" % (where, when, NEW_KEY_HINT))
     return key
+
+
+def key_profile(key):
+    """"SHARED_SECRET", "RSA_3072" (as the board's agent chooses) or None for an onboarding key object."""
+    profiles = key["content"].get("clientCredentialProfile") or ["SHARED_SECRET"]
+    for p in ("SHARED_SECRET", "RSA_3072"):
+        if p in profiles:
+            return p
+    return None
+
+
+def rsa_key_files(store_dir, on_board, with_next):
+    """{board path: key file bytes} of the RSA keys to make for an RSA_3072 agent: the key it registers
+    at onboarding (store_dir/rsa_key) and, with with_next, one for its next rotation (rsa_next), each
+    only when the board does not have one yet (on_board: paths it has), so an onboarded board keeps its
+    registered key. Generated here with the cryptography package; the bytes hold the private key and
+    go only to the board, never to the screen or to a file on this computer. Returns (files, kids)."""
+    from tools import rsakey
+    files, kids = {}, {}
+    for name, wanted in (("rsa_key", True), ("rsa_next", with_next)):
+        path = store_dir + "/" + name
+        if wanted and path not in on_board:
+            key = rsakey.generate()
+            files[path] = rsakey.device_form(key)
+            kids[path] = rsakey.kid(key)
+    return files, kids
 
 
 # -- CA certificate -------------------------------------------------------------------------------

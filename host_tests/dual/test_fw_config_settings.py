@@ -64,8 +64,8 @@ BAD_SECRETS = (
                                            "again from Insights Hub > Agent > Onboard"),
     ({"onboarding_key": key(baseUrl="http://x")}, "secrets.json: onboarding_key: content.baseUrl must start with "
                                                   "https://"),
-    ({"onboarding_key": key(clientCredentialProfile=["RSA_3072"])},
-     "secrets.json: onboarding_key: the agent's security profile is not SHARED_SECRET"),
+    ({"onboarding_key": key(clientCredentialProfile=["NATIVE_CA_CERTIFIED_X509"])},
+     "secrets.json: onboarding_key: the agent's security profile is neither SHARED_SECRET nor RSA_3072"),
     ({"onboarding_key": "key.json"}, "secrets.json: onboarding_key: a file name needs load()"),
     ({"wifi_pass": "x"}, "secrets.json.wifi_pass: unknown setting; did you mean wifi_password?"),
 )

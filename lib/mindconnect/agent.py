@@ -188,7 +188,8 @@ class Agent:
     def _run(self, name, fn, *args):
         """fn(self, *args) from the on-demand module mindconnect.<name>, which is dropped afterwards
         (from sys.modules and the package) so its code leaves the heap until it is needed again."""
-        drop = (name,) if "mindconnect.jwt" in sys.modules else (name, "jwt")  # jwt: only renew signs
+        # jwt: only renew signs; rsa: only RSA_3072 agents load it (onboard, renew)
+        drop = tuple(n for n in (name, "jwt", "rsa") if n == name or "mindconnect." + n not in sys.modules)
         mod = __import__("mindconnect." + name, None, None, (fn,))
         fn = getattr(mod, fn)
         mod = None

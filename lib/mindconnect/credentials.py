@@ -11,6 +11,12 @@ Documents kept in the store folder:
     token      the access token and its expiry, so a wake cycle needs no token request
     model      hashes of the data model and mappings last accepted by the hub, and the DSC eTag
     needs_key  present when every stored secret was refused: a new onboarding key is needed
+    rsa_pending  RSA_3072: the kid of the key being registered by a rotation (written before the PUT)
+
+RSA_3072 agents also keep their private keys here, in the binary form of mindconnect.rsa, written by
+tools/provision.py: `rsa_key` (the key registered at onboarding) and optionally `rsa_next` (a key
+made in advance for the next rotation). An identity names its key by kid; after a rotation to the
+next key has been confirmed with a token, `rsa_next` is renamed over `rsa_key`.
 """
 
 import binascii
@@ -25,6 +31,9 @@ PREVIOUS = "previous"
 TOKEN = "token"
 MODEL = "model"
 NEEDS_KEY = "needs_key"
+RSA_PENDING = "rsa_pending"
+RSA_KEY = "rsa_key"
+RSA_NEXT = "rsa_next"
 
 
 def key_fingerprint(iat):
@@ -37,14 +46,16 @@ def key_fingerprint(iat):
 class Identity:
     """A ClientIdentifier from register or rotate, plus where it belongs (tenant, base URL).
 
-    The secret and the registration access token are attributes, never part of repr or str.
+    kid is None for SHARED_SECRET; for RSA_3072 it names the private key registered with this identity
+    (client_secret is then None). The secret and the registration access token are attributes, never
+    part of repr or str.
     """
 
     FIELDS = ("client_id", "client_secret", "client_secret_expires_at", "registration_access_token",
-              "registration_client_uri", "tenant", "base_url", "key_fp")
+              "registration_client_uri", "tenant", "base_url", "key_fp", "kid")
 
     def __init__(self, client_id, client_secret, client_secret_expires_at, registration_access_token,
-                 registration_client_uri, tenant, base_url, key_fp=""):
+                 registration_client_uri, tenant, base_url, key_fp="", kid=None):
         self.client_id = client_id
         self.client_secret = client_secret
         self.client_secret_expires_at = int(client_secret_expires_at or 0)
@@ -53,15 +64,18 @@ class Identity:
         self.tenant = tenant
         self.base_url = base_url
         self.key_fp = key_fp
+        self.kid = kid
 
     @classmethod
-    def from_response(cls, doc, tenant, base_url, key_fp):
-        """Build from a register/rotate answer; ValueError names the missing field (never a value)."""
-        for name in ("client_id", "client_secret", "registration_access_token", "registration_client_uri"):
+    def from_response(cls, doc, tenant, base_url, key_fp, kid=None):
+        """Build from a register/rotate answer (kid: the RSA key just registered, None for SHARED_SECRET);
+        ValueError names the missing field (never a value)."""
+        needed = ("client_id", "registration_access_token", "registration_client_uri")
+        for name in needed if kid else needed + ("client_secret",):
             if not isinstance(doc.get(name), str) or not doc.get(name):
                 raise ValueError("the hub's ClientIdentifier has no " + name)
-        return cls(doc["client_id"], doc["client_secret"], doc.get("client_secret_expires_at") or 0,
-                   doc["registration_access_token"], doc["registration_client_uri"], tenant, base_url, key_fp)
+        return cls(doc["client_id"], None if kid else doc["client_secret"], doc.get("client_secret_expires_at") or 0,
+                   doc["registration_access_token"], doc["registration_client_uri"], tenant, base_url, key_fp, kid)
 
     @classmethod
     def from_doc(cls, doc):
@@ -70,11 +84,14 @@ class Identity:
     def to_doc(self):
         return {f: getattr(self, f) for f in self.FIELDS}
 
-    def same_secret(self, other):
-        return other is not None and self.client_secret == other.client_secret
+    def same_credential(self, other):
+        """Same secret or key and the same registration access token (an RSA key may be re-registered)."""
+        return (other is not None and self.client_secret == other.client_secret and self.kid == other.kid
+                and self.registration_access_token == other.registration_access_token)
 
     def __repr__(self):
-        return "<Identity %s expires_at=%d>" % (self.client_id, self.client_secret_expires_at)
+        return "<Identity %s%s expires_at=%d>" % (self.client_id, " kid=" + self.kid if self.kid else "",
+                                                  self.client_secret_expires_at)
 
     __str__ = __repr__
 
@@ -136,9 +153,9 @@ class CredentialStore:
         out = []
         for name in (CURRENT, PREVIOUS):
             doc = self.read(name)
-            if doc and doc.get("client_id") and doc.get("client_secret"):
+            if doc and doc.get("client_id") and (doc.get("client_secret") or doc.get("kid")):
                 ident = Identity.from_doc(doc)
-                if not out or not ident.same_secret(out[0]):
+                if not out or not ident.same_credential(out[0]):
                     out.append(ident)
         return out
 

@@ -1,4 +1,5 @@
-"""base64url, HMAC-SHA256 (RFC 2104 over hashlib) and the HS256 client assertion of PROTOCOL.md.
+"""base64url, HMAC-SHA256 (RFC 2104 over hashlib) and the client assertions of PROTOCOL.md: HS256
+(SHARED_SECRET) and RS256 (RSA_3072, with a key from mindconnect.rsa).
 
 MicroPython hash objects cannot be copied and micropython-lib's hmac cannot be installed offline, so
 HMAC is computed here; it is checked against RFC 4231 and CPython's hmac in the tests.
@@ -12,6 +13,7 @@ from mindconnect.compat import urandom
 
 _BLOCK = 64
 _HEADER_HS256 = b'{"alg":"HS256","typ":"JWT"}'
+_HEADER_RS256 = b'{"alg":"RS256","typ":"JWT"}'
 
 
 def b64url_encode(data):
@@ -73,11 +75,27 @@ def sign_hs256(claims, secret):
     """A compact JWS (str) of claims (an Obj or dict) signed HS256 with the UTF-8 bytes of secret."""
     if isinstance(secret, str):
         secret = secret.encode()
-    signing_input = b64url_encode(_HEADER_HS256) + b"." + b64url_encode(jsonw.dumpb(claims))
-    sig = b64url_encode(hmac_sha256(secret, signing_input))
-    return (signing_input + b"." + sig).decode()
+    return _jws(_HEADER_HS256, claims, secret)
+
+
+def _jws(header, claims, secret):
+    """header.claims.signature: HMAC-SHA256 under secret (bytes), or RSA when secret is a key object."""
+    signing_input = b64url_encode(header) + b"." + b64url_encode(jsonw.dumpb(claims))
+    if isinstance(secret, bytes):
+        sig = hmac_sha256(secret, signing_input)
+    else:
+        sig = secret.sign_sha256(signing_input)
+    return (signing_input + b"." + b64url_encode(sig)).decode()
 
 
 def client_assertion(client_id, tenant, secret, now, jti=None):
-    """The HS256 client assertion for the token endpoint (str)."""
-    return sign_hs256(assertion_claims(client_id, tenant, now, jti or uuid4()), secret)
+    """The client assertion for the token endpoint (str): HS256 with a client secret (str), RS256 with
+    an RSA private key (mindconnect.rsa.PrivateKey, RSA_3072 profile).
+
+    One RSA-3072 signature takes about a tenth of a second on a desktop and seconds on an ESP32
+    (BENCHMARKS.md): the agent signs once per access token, never in a loop.
+    """
+    claims = assertion_claims(client_id, tenant, now, jti or uuid4())
+    if isinstance(secret, str):
+        return sign_hs256(claims, secret)
+    return _jws(_HEADER_RS256, claims, secret)

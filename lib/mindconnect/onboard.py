@@ -1,6 +1,8 @@
 """Onboarding with the onboarding key (once per key): loaded by the agent on demand, then dropped.
 
 A device onboards once; keeping this code out of the steady wake cycle leaves its heap to the data.
+SHARED_SECRET agents register with `{}`; RSA_3072 agents register the public part of the key that
+provisioning put on flash (credentials.RSA_KEY) as a JWKS.
 """
 
 import json
@@ -25,10 +27,18 @@ def parse_key(key):
     for name in ("baseUrl", "iat", "clientId", "tenant"):
         if not isinstance(content.get(name), str) or not content[name]:
             raise ConfigError("the onboarding key has no '%s'%s" % (name, _WHOLE))
-    if "SHARED_SECRET" not in (content.get("clientCredentialProfile") or ["SHARED_SECRET"]):
-        raise ConfigError("this agent supports the SHARED_SECRET profile only: create the agent with it")
+    profile_of(content)
     split_url(content["baseUrl"])
     return content
+
+
+def profile_of(content):
+    """"SHARED_SECRET" or "RSA_3072": the security profile the onboarding key's agent was created with."""
+    profiles = content.get("clientCredentialProfile") or ["SHARED_SECRET"]
+    for p in ("SHARED_SECRET", "RSA_3072"):
+        if p in profiles:
+            return p
+    raise ConfigError("this agent supports the SHARED_SECRET and RSA_3072 profiles: create the agent with one")
 
 
 def base_url(agent):
@@ -53,8 +63,14 @@ def onboard(agent):
     fp = credentials.key_fingerprint(content["iat"])
     if (stuck and stuck.get("key_fp") == fp) or [i for i in ids if i.key_fp == fp]:
         raise OnboardingRequired("onboarding key already used: " + NEW_KEY)
+    kid, body = None, b"{}"
+    if profile_of(content) == "RSA_3072":
+        from mindconnect import rsa
+        key = rsa.load(store.folder + "/" + credentials.RSA_KEY)
+        kid, body = key.kid, rsa.jwks_body(key)
+        key = None
     r = agent._call("POST", "/api/agentmanagement/v3/register",
-                    {"Authorization": "Bearer " + content["iat"], "Content-Type": "application/json"}, b"{}")
+                    {"Authorization": "Bearer " + content["iat"], "Content-Type": "application/json"}, body)
     if r.status in (400, 401, 403):
         reason = "onboarding key refused (%d: used or expired)" % r.status
         store.set_needs_key(reason, fp)
@@ -62,12 +78,13 @@ def onboard(agent):
     if r.status != 201:
         raise agent._failure(r, "onboarding")
     try:
-        ident = credentials.Identity.from_response(r.json(), content["tenant"], content["baseUrl"], fp)
+        ident = credentials.Identity.from_response(r.json(), content["tenant"], content["baseUrl"], fp, kid)
     except ValueError as e:
         raise ProtocolError("onboarding: %s" % e) from None
     store.save_current(ident)
     agent._mark("onboard:saved")
     store.drop_previous()
+    store.remove(credentials.RSA_PENDING)
     store.drop_token()
     store.remove(credentials.MODEL)
     store.clear_needs_key()

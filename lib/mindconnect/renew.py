@@ -1,9 +1,16 @@
 """New access tokens, secret rotation and recovery: loaded by Agent.authorize on demand, then dropped.
 
 The steady wake cycle takes its token from flash; this code is needed about once an hour.
+
+RSA_3072 identities (ident.kid set) sign RS256 with their key from flash (mindconnect.rsa, imported
+here only for them). A rotation registers the next key when provisioning left one (credentials.RSA_NEXT),
+else the same key again. The next key's kid is persisted as pending before the PUT; after the 200 the
+new identity (naming that kid) is saved and pending removed; once a token was obtained with it, the
+next key file replaces the old one. A pending kid found later means a rotation was cut short: it is
+done again at the next renewal, with the same key.
 """
 
-from mindconnect import jsonw, jwt
+from mindconnect import credentials, jsonw
 from mindconnect.agent import NEW_KEY, split_url
 from mindconnect.errors import OnboardingRequired, ProtocolError
 
@@ -24,8 +31,14 @@ def request_token(agent, ident):
     """An access token for ident (saved with its expiry), or None when the hub refused the secret."""
     _ensure_time(agent)
     now = agent.clock.now()
-    assertion = jwt.client_assertion(ident.client_id, ident.tenant, ident.client_secret, now,
-                                     jwt.uuid4(agent.rand))
+    from mindconnect import jwt  # here, not at the top: a rotation's first TLS connection needs the heap
+
+    secret = ident.client_secret
+    if ident.kid:
+        from mindconnect import rsa
+        secret = rsa.key_for(agent.store, ident.kid)
+    assertion = jwt.client_assertion(ident.client_id, ident.tenant, secret, now, jwt.uuid4(agent.rand))
+    secret = None
     r = agent._call("POST", _AM + "/oauth/token", {"Content-Type": "application/x-www-form-urlencoded"},
                     _FORM_HEAD + assertion)
     if r.status in (400, 401):
@@ -44,35 +57,46 @@ def rotate(agent, ident):
     """Rotate with ident's registration access token; the new identity (saved) or None if refused."""
     from mindconnect.credentials import Identity
 
+    kid, body = None, None
+    if ident.kid:
+        from mindconnect import rsa
+        key = rsa.rotation_key(agent.store, ident.kid, agent._warn)
+        kid, body = key.kid, rsa.jwks_body(key, ident.client_id)
+        key = None
     agent._mark("rotate:before_put")
     _, _, path = split_url(ident.registration_client_uri)
     r = agent._call("PUT", path, {"Authorization": "Bearer " + ident.registration_access_token,
                                   "Content-Type": "application/json"},
-                    jsonw.dumpb(jsonw.Obj(("client_id", ident.client_id))))
+                    body or jsonw.dumpb(jsonw.Obj(("client_id", ident.client_id))))
     if r.status in (400, 401, 403, 404):
         agent._warn("key rotation refused (%d) for %s" % (r.status, ident.client_id))
         return None
     if not 200 <= r.status < 300:
         raise agent._failure(r, "key rotation")
     try:
-        new = Identity.from_response(r.json(), ident.tenant, ident.base_url, ident.key_fp)
+        new = Identity.from_response(r.json(), ident.tenant, ident.base_url, ident.key_fp, kid)
     except ValueError as e:
         raise ProtocolError("key rotation: %s" % e) from None
     agent._mark("rotate:after_put")
     # the identity whose RAT was used stays as the fallback until the new secret gave a token
     agent.store.save_previous(ident)
     agent.store.save_current(new)
+    if kid:
+        agent.store.remove(credentials.RSA_PENDING)
     agent.store.drop_token()
     agent._mark("rotate:after_save")
     agent.rotations += 1
     return new
 
 
-def _confirmed(agent, token):
-    """A token was obtained with the current identity: the fallback is no longer needed."""
+def _confirmed(agent, ident, token):
+    """A token was obtained with ident, the current identity: the fallback is no longer needed."""
     if agent.store.has_previous():
         agent._mark("rotate:after_token")
         agent.store.drop_previous()
+    if ident.kid:
+        from mindconnect import rsa
+        rsa.promote(agent.store, ident.kid)
     agent._token = token
     return token
 
@@ -82,18 +106,19 @@ def _rotated_token(agent, ident):
     if new is not None:
         token = request_token(agent, new)
         if token:
-            return _confirmed(agent, token)
+            return _confirmed(agent, new, token)
     return None
 
 
 def authorize(agent, ids, rotation_due):
-    """Agent.authorize without a usable stored token: rotate when due, else request; recover on refusal.
+    """Agent.authorize without a usable stored token: rotate when due (or an RSA rotation was cut short),
+    else request; recover on refusal.
 
     When the secret is refused: the previous identity, then the gateway's time if the clocks differ,
     then rotation with any stored registration access token; when all fail, NEEDS_KEY (persisted)
     and OnboardingRequired.
     """
-    if rotation_due:
+    if rotation_due or (ids[0].kid and agent.store.read(credentials.RSA_PENDING)):
         token = _rotated_token(agent, ids[0])
         if token:
             return token
@@ -104,7 +129,7 @@ def authorize(agent, ids, rotation_due):
             if token:
                 if i:  # the newer secret is refused, an older one works: go back to it
                     agent.store.save_current(ident)
-                return _confirmed(agent, token)
+                return _confirmed(agent, ident, token)
         skew = agent.clock.last_skew_s
         if attempt or skew is None or -60 <= skew <= 60:
             break

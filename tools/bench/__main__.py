@@ -18,8 +18,9 @@ SECTIONS = (
     ("wire", "Wire efficiency and connections", "python -m tools.bench --only wire"),
     ("speed", "Throughput and CPU per reading", "python -m tools.bench --only speed"),
     ("spool", "Spool: flash cost and power cuts", "python -m tools.bench --only spool"),
+    ("rsa", "RS256 signatures (RSA_3072 profile)", "python -m tools.bench --only rsa"),
 )
-MODULES = {"spool": "spool_bench"}  # section name -> module of tools/bench, where they differ
+MODULES = {"spool": "spool_bench", "rsa": "rsa_bench"}  # section name -> module of tools/bench, where they differ
 
 
 def main(argv=None):
@@ -44,10 +45,41 @@ def main(argv=None):
             failed = True
             parts.append("```\n" + traceback.format_exc() + "```")
         parts.append("")
+    text = "\n".join(parts)
+    if args.only:
+        text = merged(args.out, text)
     with open(args.out, "w") as f:
-        f.write("\n".join(parts))
+        f.write(text)
     print("wrote", args.out)
     return 1 if failed else 0
+
+
+def _sections(text):
+    """(head, {title: text of that section}) of a BENCHMARKS.md, split at its "## " headings."""
+    head, found, title = [], {}, None
+    for line in text.splitlines(keepends=True):
+        if line.startswith("## "):
+            title = line[3:].strip()
+            found[title] = ""
+        if title is None:
+            head.append(line)
+        else:
+            found[title] += line
+    return "".join(head), found
+
+
+def merged(path, fresh):
+    """The file at path with the sections just run (--only) replaced or added, the others kept."""
+    try:
+        with open(path) as f:
+            old_head, old = _sections(f.read())
+    except OSError:
+        return fresh
+    _, new = _sections(fresh)
+    known = [title for _, title, _ in SECTIONS]
+    out = [new.get(t) or old[t] for t in known if t in new or t in old]
+    out += [text for t, text in old.items() if t not in known]
+    return old_head + "\n\n".join(part.rstrip() for part in out) + "\n"
 
 
 if __name__ == "__main__":

@@ -172,7 +172,8 @@ class MockHub:
                 "previous_secret_valid": a["previous_secret_valid"], "new_secret_used": a["new_used"],
                 "secret_lifetime_s": a["secret_lifetime_s"], "token_lifetime_s": a["token_lifetime_s"],
                 "last_token_at": a["last_token_at"], "last_exchange_at": a["last_exchange_at"],
-                "errors": errors, "dsc_etag": dataapi.dsc_view(a)["eTag"]}
+                "errors": errors, "dsc_etag": dataapi.dsc_view(a)["eTag"],
+                "key_id": (cur.get("jwk") or {}).get("kid"), "previous_key_id": (prev.get("jwk") or {}).get("kid")}
 
     def agents(self):
         return [self.agent_state(a["client_id"]) for a in self.store.agents()]
