@@ -6,9 +6,12 @@ modules (host_tests/dual/*.py) into build/mpy-tests, and the interpreter is star
 
 form="rom" runs the process in device form (tools/romform.py): lib/ and firmware/ are executed in place
 from a ROMFS image, as frozen code or a ROMFS partition runs on a board, instead of being copied into the
-heap by the .mpy loader. The heap cap keeps its meaning: the process gets -X heapsize = cap + the image
-(it has to sit in this interpreter's heap; on a board it is flash), and tools/romboot.py takes exactly
-the image's blocks first, leaving the usable heap of a plain `-X heapsize=<cap>` process.
+heap by the .mpy loader. The compiled test harness (build/mpy-tests: mpy_runner, dualtest, the test
+modules) is in the same image (/rom/tests): on a board there is no test code at all, so its bytecode
+should not take the device's heap either; what tests allocate at run time still does. The heap cap
+keeps its meaning: the process gets -X heapsize = cap + the image (it has to sit in this interpreter's
+heap; on a board it is flash), and tools/romboot.py takes exactly the image's blocks first, leaving the
+usable heap of a plain `-X heapsize=<cap>` process.
 """
 
 import os
@@ -22,6 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "mpy"
 BUILD_TESTS = ROOT / "build" / "mpy-tests"
 BUILD_HOST = ROOT / "build" / "mpy-host"  # tools/romboot.py: the ROM-form bootstrap
+ROM_IMAGE = ROOT / "build" / "mpy-tests.romfs"  # lib/, firmware/ and build/mpy-tests (as /rom/tests)
+ROM_PATH = ("/rom/lib", "/rom", "/rom/tests")
 FORMS = ("plain", "rom")
 DUAL_DIR = Path(__file__).resolve().parent / "dual"
 DEFAULT_HEAPSIZE = "64K"
@@ -73,15 +78,15 @@ def ensure_built():
         errors += _build.compile_files([(romform.BOOT, Path(romform.BOOT.name))], BUILD_HOST)
         if errors:
             raise RuntimeError("mpy-cross failed:\n" + "\n".join(errors))
-        romform.build_image(BUILD)
+        romform.build_image(BUILD, ROM_IMAGE, extra=[("tests", BUILD_TESTS)])
         _built = True
 
 
 def path_env(extra_paths=(), form="plain"):
-    """MICROPYPATH: in ROM form the device trees come from /rom only (romboot puts it first)."""
-    device = [str(BUILD / "lib"), str(BUILD)] if form == "plain" else [str(BUILD_HOST)]
-    paths = [str(p) for p in extra_paths] + [str(BUILD_TESTS)] + device
-    return ":".join(paths)
+    """MICROPYPATH: in ROM form device and test code come from /rom only (romboot puts it first)."""
+    if form == "rom":
+        return ":".join([str(p) for p in extra_paths] + [str(BUILD_HOST)])
+    return ":".join([str(p) for p in extra_paths] + [str(BUILD_TESTS), str(BUILD / "lib"), str(BUILD)])
 
 
 def command(args, heap=None, env=None, extra_paths=(), form="plain"):
@@ -98,7 +103,7 @@ def command(args, heap=None, env=None, extra_paths=(), form="plain"):
     full_env["MICROPYPATH"] = path_env(extra_paths, form)
     cap = heap or heapsize()
     if form == "rom":
-        argv, rom_env = romform.command(exe, cap, list(args), romform.image_path(BUILD))
+        argv, rom_env = romform.command(exe, cap, list(args), ROM_IMAGE, ROM_PATH)
         full_env.update(rom_env)
         return argv, full_env
     return [exe, "-X", "heapsize=" + cap] + list(args), full_env

@@ -1,7 +1,7 @@
 # Device form for a MicroPython unix-port process: mount the ROMFS image of lib/ and firmware/ at /rom,
 # then run a module as if it were started with -m. Host tooling (started by tools/romform.py), never
 # shipped to a board. Usage:
-#   MPY_ROM_IMAGE=build/device.romfs MPY_ROM_HEAP=<usable bytes of the cap> \
+#   MPY_ROM_IMAGE=build/mpy.romfs MPY_ROM_HEAP=<usable bytes of the cap> MPY_ROM_PATH=/rom/lib:/rom \
 #       micropython -X heapsize=<cap + image> -m romboot <module> [args...]
 #
 # Heap accounting. On a board the image is a flash partition (or the code is frozen into the firmware)
@@ -43,11 +43,11 @@ def _mount():
     if taken != take or gc.mem_free() + gc.mem_alloc() - taken != usable:
         raise RuntimeError("romboot: the image took %d bytes of heap, %d expected: accounting is off" % (taken, take))
     vfs.mount(vfs.VfsRom(image), "/rom")
-    for p in ("", "/rom", "/rom/lib"):  # '' is the working folder: never import device code from it
+    first = os.getenv("MPY_ROM_PATH").split(":")
+    for p in [""] + first:  # '' is the working folder: never import device code from it
         while p in sys.path:
             sys.path.remove(p)
-    sys.path.insert(0, "/rom")
-    sys.path.insert(0, "/rom/lib")
+    sys.path[:0] = first
 
 
 _mount()

@@ -6,7 +6,8 @@ the agent on the 64-bit unix port). On a board the code is frozen (firmware/mani
 ROMFS partition, and stays in flash. A test or benchmark that wants the device's heap picture runs its
 process in ROM form; plain .mpy figures stay what a user gets who copies .mpy files to the filesystem.
 
-    build_image(build_dir, out)     ROMFS image of build_dir/lib and build_dir/firmware (mpremote's builder)
+    build_image(build_dir, out)     ROMFS image of build_dir/lib and build_dir/firmware (mpremote's builder);
+                                    extra=[(name, folder)] adds more compiled code, e.g. the test harness
     command(exe, cap, args, image)  (argv, env) running `-m romboot <args>` with the cap's heap left over
 
 Heap accounting, plainly: the process gets `-X heapsize=` cap + about the image size, because the image
@@ -42,20 +43,22 @@ def image_path(build_dir):
     return build_dir.with_name(build_dir.name + ".romfs")
 
 
-def build_image(build_dir, out=None):
-    """Write the ROMFS image of the compiled device trees in build_dir (when a .mpy is newer); its path."""
+def build_image(build_dir, out=None, extra=()):
+    """Write the ROMFS image of the compiled device trees in build_dir, plus the (name, folder) pairs of
+    extra as /rom/<name> (when a .mpy is newer than the image); returns its path."""
     from mpremote.romfs import VfsRomWriter
     build_dir = Path(build_dir)
     out = Path(out) if out else image_path(build_dir)
-    files = [p for t in TREES for p in (build_dir / t).rglob("*.mpy")]
+    trees = [(t, build_dir / t) for t in TREES] + [(name, Path(folder)) for name, folder in extra]
+    files = [p for _, folder in trees for p in folder.rglob("*.mpy")]
     if not files:
         raise RuntimeError("no .mpy files under %s: run `make build` first" % build_dir)
     if out.exists() and out.stat().st_mtime >= max(p.stat().st_mtime for p in files):
         return out
     writer = VfsRomWriter()
-    for tree in TREES:
-        writer.opendir(tree)
-        _add_tree(writer, build_dir / tree)
+    for name, folder in trees:
+        writer.opendir(name)
+        _add_tree(writer, folder)
         writer.closedir()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
@@ -90,15 +93,16 @@ def heapsize(cap, image_bytes):
     return str(parse_size(cap) + extra)
 
 
-def command(exe, cap, args, image):
+def command(exe, cap, args, image, rom_path=("/rom/lib", "/rom")):
     """(argv, env additions) to run `args` (e.g. ["-m", "mpy_runner", ...]) in ROM form under `cap`.
 
     tools/romboot.py must be importable (compiled onto MICROPYPATH by the caller); args must start
-    with -m: romboot runs that module after mounting the image.
+    with -m: romboot runs that module after mounting the image. rom_path: the folders of the image put
+    first on sys.path, in order.
     """
     if not args or args[0] != "-m":
         raise ValueError("ROM form runs modules: args must start with -m")
     size = Path(image).stat().st_size
     argv = [exe, "-X", "heapsize=" + heapsize(cap, size), "-m", "romboot"] + list(args[1:])
-    env = {"MPY_ROM_IMAGE": str(image), "MPY_ROM_HEAP": str(usable_heap(exe, cap))}
+    env = {"MPY_ROM_IMAGE": str(image), "MPY_ROM_HEAP": str(usable_heap(exe, cap)), "MPY_ROM_PATH": ":".join(rom_path)}
     return argv, env

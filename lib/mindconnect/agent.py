@@ -18,7 +18,7 @@ import sys
 
 from mindconnect import credentials, items, multipart
 from mindconnect.clock import Clock, parse_http_date
-from mindconnect.compat import urandom
+from mindconnect.compat import const, urandom
 from mindconnect.errors import (
     AuthError,
     ConfigError,
@@ -37,11 +37,11 @@ SENT = "sent"
 RETRY = "retry"
 REJECTED = "rejected"
 
-BODY_LIMIT = 10485760
-ROTATE_BEFORE_S = 25 * 3600
-TOKEN_MARGIN_S = 300
-BACKOFF_FIRST_MS = 2000
-BACKOFF_MAX_MS = 3600000
+_BODY_LIMIT = const(10485760)
+_ROTATE_BEFORE_S = const(90000)  # 25 h
+_TOKEN_MARGIN_S = const(300)
+_BACKOFF_FIRST_MS = const(2000)
+_BACKOFF_MAX_MS = const(3600000)
 
 _EXCHANGE = "/api/mindconnect/v3/exchange"
 NEW_KEY = "get a new onboarding key from Insights Hub > Agent > Onboard and provision it"
@@ -149,7 +149,7 @@ class _Source:
 
 class Agent:
     def __init__(self, store, connect=None, onboarding_key=None, clock=None, rand=None, http_factory=None,
-                 checkpoint=None, log=None, body_limit=BODY_LIMIT, rotate_before_s=ROTATE_BEFORE_S,
+                 checkpoint=None, log=None, body_limit=_BODY_LIMIT, rotate_before_s=_ROTATE_BEFORE_S,
                  timeout_ms=30000):
         self.store = credentials.CredentialStore(store) if isinstance(store, str) else store
         self.connect = connect
@@ -266,7 +266,7 @@ class Agent:
         due = bool(exp and self.clock.is_set() and self.clock.now() >= exp - self.rotate_before_s)
         if not (due or force or self.store.has_previous()):  # with a fallback kept, confirm the new secret
             stored = self.store.token(ids[0].client_id)
-            if stored and self.clock.now() < stored[1] - TOKEN_MARGIN_S:
+            if stored and self.clock.now() < stored[1] - _TOKEN_MARGIN_S:
                 self._token = stored[0]
                 return stored[0]
         return self._run("renew", "authorize", ids, due)
@@ -305,7 +305,7 @@ class Agent:
         if ra is not None:
             delay = ra * 1000
         else:
-            delay = min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS << min(self.failures - 1, 20))
+            delay = min(_BACKOFF_MAX_MS, _BACKOFF_FIRST_MS << min(self.failures - 1, 20))
         delay += delay * self.rand(1)[0] // 1024
         self.retry_at_ms = self.clock.now_ms() + delay
         return self.retry_at_ms

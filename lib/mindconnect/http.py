@@ -19,13 +19,15 @@ up mid-response) and errors.ProtocolError for a malformed response or one over a
 
 import json
 
+from mindconnect.compat import const
 from mindconnect.errors import ConfigError, ConnectionClosed, ProtocolError
 
-MAX_LINE = 1024  # bytes of a status, header or chunk-size line, CRLF not counted
-MAX_HEADERS = 32
-MAX_INFORMATIONAL = 4  # 1xx responses skipped before the final one
-WRITE_BUF = 1024
-_READ_BUF = MAX_LINE + 2
+# const() with a leading underscore: inlined by the compiler, no name kept in RAM (see docs/AGENT.md, Memory)
+MAX_LINE = const(1024)  # bytes of a status, header or chunk-size line, CRLF not counted
+_MAX_HEADERS = const(32)
+_MAX_INFORMATIONAL = const(4)  # 1xx responses skipped before the final one
+WRITE_BUF = const(1024)
+_READ_BUF = const(1026)  # MAX_LINE + CRLF
 _HEX = b"0123456789abcdefABCDEF"
 _BODY_METHODS = ("POST", "PUT", "PATCH")  # these send Content-Length: 0 when they have no body
 
@@ -204,14 +206,14 @@ class HTTPClient:
     # --- response ----------------------------------------------------------------------------
 
     def _receive(self, method, sink, limit):
-        for _ in range(MAX_INFORMATIONAL + 1):
+        for _ in range(_MAX_INFORMATIONAL + 1):
             version, status, reason = self._status_line()
             headers = self._headers()
             if status >= 200:
                 break
         else:
             raise ProtocolError("%s sent more than %d informational (1xx) responses"
-                                % (self._where, MAX_INFORMATIONAL))
+                                % (self._where, _MAX_INFORMATIONAL))
         conn = headers.get("connection", "").lower()
         keep = "close" not in conn if version == b"HTTP/1.1" else "keep-alive" in conn
         length = headers.get("content-length")
@@ -258,7 +260,7 @@ class HTTPClient:
 
     def _headers(self):
         headers = {}
-        for _ in range(MAX_HEADERS + 1):
+        for _ in range(_MAX_HEADERS + 1):
             line = self._readline("in the response header", "header line")
             if not line:
                 return headers
@@ -274,7 +276,7 @@ class HTTPClient:
                 headers[name] += ", " + value
             else:
                 headers[name] = value
-        raise ProtocolError("%s sent more than %d response headers" % (self._where, MAX_HEADERS))
+        raise ProtocolError("%s sent more than %d response headers" % (self._where, _MAX_HEADERS))
 
     def _body(self, length, sink):
         """Pass the body to sink in memoryview slices of the read buffer.
@@ -296,10 +298,10 @@ class HTTPClient:
             self._pieces(size, sink)
             if self._readline("in a chunked body", "chunk end"):
                 raise ProtocolError("a chunk from %s is longer than its size line says" % self._where)
-        for _ in range(MAX_HEADERS + 1):  # trailer fields, dropped
+        for _ in range(_MAX_HEADERS + 1):  # trailer fields, dropped
             if not self._readline("in the chunked trailer", "trailer line"):
                 return
-        raise ProtocolError("%s sent more than %d trailer lines" % (self._where, MAX_HEADERS))
+        raise ProtocolError("%s sent more than %d trailer lines" % (self._where, _MAX_HEADERS))
 
     def _pieces(self, length, sink):
         """Pass length bytes (-1: up to EOF) through the read buffer to sink."""
