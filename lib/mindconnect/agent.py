@@ -170,6 +170,7 @@ class Agent:
         self.rotations = 0
         self._http = None
         self._token = None
+        self._token_until = 0  # self._token is good until then (seconds, agent clock); 0: look on flash
 
     # -- plumbing ------------------------------------------------------------------------------------
 
@@ -247,6 +248,7 @@ class Agent:
 
     def onboard(self):
         """Register with the onboarding key once; True if it registered now, False if already onboarded."""
+        self._token_until = 0
         return self._run("onboard", "onboard")
 
     def _identities(self):
@@ -259,17 +261,32 @@ class Agent:
 
         Rotates the secret when it nears expiry; when the secret is refused, falls back to the
         previous identity, then to rotation with any stored registration access token; when all
-        fail, enters NEEDS_KEY (persisted) and raises OnboardingRequired.
+        fail, enters NEEDS_KEY (persisted) and raises OnboardingRequired. Once found, the token and
+        the time it must be replaced by are kept in RAM: later requests read no credential file.
         """
+        if not force and self.clock.now() < self._token_until:
+            return self._token
+        self._token_until = 0
         ids = self._identities()
-        exp = ids[0].client_secret_expires_at
-        due = bool(exp and self.clock.is_set() and self.clock.now() >= exp - self.rotate_before_s)
+        due = self._rotate_at(ids[0]) <= self.clock.now() and self.clock.is_set()
         if not (due or force or self.store.has_previous()):  # with a fallback kept, confirm the new secret
             stored = self.store.token(ids[0].client_id)
             if stored and self.clock.now() < stored[1] - _TOKEN_MARGIN_S:
                 self._token = stored[0]
+                self._token_until = min(stored[1] - _TOKEN_MARGIN_S, self._rotate_at(ids[0]))
                 return stored[0]
-        return self._run("renew", "authorize", ids, due)
+        token = self._run("renew", "authorize", ids, due)
+        ids = None
+        ident = self.store.current()
+        stored = self.store.token(ident.client_id) if ident else None
+        if stored and stored[0] == token:
+            self._token_until = min(stored[1] - _TOKEN_MARGIN_S, self._rotate_at(ident))
+        return token
+
+    def _rotate_at(self, ident):
+        """When ident's secret is due for rotation (seconds; far future when it does not expire)."""
+        exp = ident.client_secret_expires_at
+        return exp - self.rotate_before_s if exp else 1 << 62
 
     def _authed(self, method, path, headers=None, body=None):
         """A request with the access token; on 401 a new token and one retry."""
