@@ -33,8 +33,11 @@ def main(argv=None):
                  util.machine_stamp(), time.strftime("%Y-%m-%d")),
              "Each section names the command that produced it.", ""]
     failed = False
+    kept = _sections(args.out) if args.only else {}
     for name, title, cmd in SECTIONS:
         if args.only and name not in args.only:
+            if title in kept:  # --only rewrites its sections and keeps the others as they were
+                parts.append(kept[title])
             continue
         parts += ["## " + title, "", "Command: `%s`" % cmd, ""]
         try:
@@ -48,6 +51,20 @@ def main(argv=None):
         f.write("\n".join(parts))
     print("wrote", args.out)
     return 1 if failed else 0
+
+
+def _sections(path):
+    """{title: text} of the "## " sections of an existing BENCHMARKS.md (empty when there is none)."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return {}
+    out = {}
+    for chunk in text.split("\n## ")[1:]:
+        title = chunk.split("\n", 1)[0]
+        out[title] = ("## " + chunk).rstrip("\n") + "\n"
+    return out
 
 
 if __name__ == "__main__":
