@@ -17,10 +17,11 @@ from mindconnect.spool import Spool
 from mindconnect.transport import Transport
 
 HOST_FIXTURES = ("mockhub_env",)
-# Measured minimum + 1 KB, not the goal (64K): in ROM form the cycle passes at 84K, the backlog test at
-# 85K (84K fails making its second TLS context); from plain .mpy they need about 40 KB more. What is
-# alive at the peak: docs/AGENT.md, "Memory". Lower this as the agent shrinks.
-MPY_HEAPSIZE = "86K"
+# Measured minimum + 3 KB (tmp paths vary between runs; just under the minimum, a 1-3 KB allocation
+# finds no contiguous room), not the goal (64K): in ROM form the cycle passes at 82K, the backlog test
+# at 87K; from plain .mpy they need about 40 KB more. What is alive at the peak: docs/AGENT.md, "Memory".
+# Lower this as the agent shrinks.
+MPY_HEAPSIZE = "90K"
 MPY_DEVICE_FORM = "rom"
 T0 = 1764050571000
 DESC = {"configurationId": "cfg-mem", "dataSources": [{"name": "env", "dataPoints": [
@@ -72,13 +73,18 @@ class SampledStream:
         self.stream.close()
 
 
+_transport = []  # one for the process, as a node has: its TLS context (3 KB in one piece) is made once
+
+
 def new_agent(heap=None, **kw):
     """A fresh mock agent and ours; heap: [HeapPeak or None], sampled from the write path."""
     created = admin("POST", "/admin/agents")
     key = created["onboarding_key_json"]
     cid = created["client_id"]
     created = None
-    t = Transport(ca_der=dualtest.read_bytes(dualtest.env("MOCKHUB_CA_DER")))
+    if not _transport:
+        _transport.append(Transport(ca_der=dualtest.read_bytes(dualtest.env("MOCKHUB_CA_DER"))))
+    t = _transport[0]
 
     def connect(host, port, timeout_ms):
         s = t.connect(host, port, timeout_ms)
