@@ -32,6 +32,12 @@ def pytest_terminal_summary(terminalreporter):
         parts = ["%d %s" % (_RUNTIME_COUNTS.get((rt, o), 0), o) for o in ("passed", "failed", "skipped")]
         tr.write_line("%-12s %s" % (rt + ":", ", ".join(parts)))
     tr.write_line("micropython heap cap: -X heapsize=%s" % mpyharness.heapsize())
+    rom = mpyharness.ROM_FORM_TESTS
+    if rom:
+        tr.write_line("micropython in ROM form (lib/ and firmware/ in place from a ROMFS image; the process "
+                      "gets the cap + the image, which is flash on a board, and keeps exactly the cap's heap):")
+        for nodeid, cap in rom:
+            tr.write_line("  %s at %s" % (nodeid, cap))
 
 
 class MicroPython:

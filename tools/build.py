@@ -6,6 +6,8 @@
 The output mirrors the board's flash: build/mpy/lib/mindconnect/*.mpy, build/mpy/firmware/**.mpy,
 build/mpy/boot.mpy and build/mpy/main.mpy (boot.py and main.py ship as source on a board; they are
 compiled here only to prove they compile). Files are recompiled only when the source is newer.
+It also writes build/mpy.romfs, a ROMFS image of lib/ and firmware/ (see tools/romform.py): the
+device form that frozen code or a ROMFS partition gives a board, for tests and benchmarks.
 Exit status 1 and the compiler's message when any file does not compile.
 """
 
@@ -80,7 +82,10 @@ def main(argv=None):
         for e in errors:
             print("mpy-cross failed:", e, file=sys.stderr)
         return 1
-    print("mpy-cross: %d device files compiled into %s" % (len(pairs), args.out))
+    from tools import romform
+    image = romform.build_image(args.out)
+    print("mpy-cross: %d device files compiled into %s; ROMFS image %s (%d bytes)"
+          % (len(pairs), args.out, image, image.stat().st_size))
     return 0
 
 

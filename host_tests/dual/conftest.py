@@ -8,6 +8,10 @@ addresses to the test through environment variables (read with dualtest.env).
 The [micropython] variant runs the one test function in a fresh `micropython -X heapsize=...` process,
 from .mpy files compiled by mpy-cross, through mpy_runner; its traceback becomes the pytest failure.
 A module may set MPY_HEAPSIZE = "96K" when it tests something that needs a bigger heap by design.
+A module may set MPY_DEVICE_FORM = "rom" to run its [micropython] variant in device form: lib/ and
+firmware/ executed in place from a ROMFS image, as frozen code on a board (see host_tests/mpyharness.py).
+The cap keeps its meaning there: the usable heap is that of -X heapsize=MPY_HEAPSIZE; the process is
+given that plus the image, which is flash on a board. The pytest summary lists the tests run in ROM form.
 """
 
 import os
@@ -38,12 +42,19 @@ def pytest_pyfunc_call(pyfuncitem):
         return None
     module = Path(str(pyfuncitem.fspath)).stem
     heap = getattr(pyfuncitem.module, "MPY_HEAPSIZE", None) or mpyharness.heapsize()
+    form = getattr(pyfuncitem.module, "MPY_DEVICE_FORM", "plain")
     timeout = getattr(pyfuncitem.module, "MPY_TIMEOUT", 300)
+    if form == "rom":
+        mpyharness.ROM_FORM_TESTS.append((pyfuncitem.nodeid, heap))
+        heap_text = "%s, ROM form" % heap
+    else:
+        heap_text = heap
     proc = mpyharness.run(["-m", "mpy_runner", module, pyfuncitem.originalname], heap=heap,
-                          timeout=timeout, env=dict(os.environ))
+                          timeout=timeout, env=dict(os.environ), form=form)
     out = proc.stdout + proc.stderr
     results = list(_RESULT.finditer(proc.stdout))
     m = results[-1] if results else None
+    heap = heap_text
     if m is None:
         pytest.fail("MicroPython (heapsize=%s) exited %d without a result:\n%s"
                     % (heap, proc.returncode, out), pytrace=False)

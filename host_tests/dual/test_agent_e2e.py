@@ -13,8 +13,9 @@ from mindconnect.transport import Transport
 
 HOST_FIXTURES = ("agent_hub",)
 # This module's own code, its admin client and the JSON of the mock's answers share the interpreter with
-# the agent; the device's budget is not what these tests measure. Measured minimum (144K fails).
-MPY_HEAPSIZE = "152K"
+# the agent; the device's budget is not what these tests measure. Measured minimum, plain .mpy: the
+# outage test needs about 141K (the others 116K and 112K), plus a margin for longer tmp paths in a full run.
+MPY_HEAPSIZE = "148K"
 
 DESC = {"configurationId": "cfg-e2e", "dataSources": [{"name": "env", "dataPoints": [
     {"id": "temp", "name": "Temperature", "type": "DOUBLE", "unit": "C"},

@@ -18,7 +18,7 @@ import sys
 
 from mindconnect import credentials, items, multipart
 from mindconnect.clock import Clock, parse_http_date
-from mindconnect.compat import urandom
+from mindconnect.compat import const, urandom
 from mindconnect.errors import (
     AuthError,
     ConfigError,
@@ -37,11 +37,11 @@ SENT = "sent"
 RETRY = "retry"
 REJECTED = "rejected"
 
-BODY_LIMIT = 10485760
-ROTATE_BEFORE_S = 25 * 3600
-TOKEN_MARGIN_S = 300
-BACKOFF_FIRST_MS = 2000
-BACKOFF_MAX_MS = 3600000
+_BODY_LIMIT = const(10485760)
+_ROTATE_BEFORE_S = const(90000)  # 25 h
+_TOKEN_MARGIN_S = const(300)
+_BACKOFF_FIRST_MS = const(2000)
+_BACKOFF_MAX_MS = const(3600000)
 
 _EXCHANGE = "/api/mindconnect/v3/exchange"
 NEW_KEY = "get a new onboarding key from Insights Hub > Agent > Onboard and provision it"
@@ -149,7 +149,7 @@ class _Source:
 
 class Agent:
     def __init__(self, store, connect=None, onboarding_key=None, clock=None, rand=None, http_factory=None,
-                 checkpoint=None, log=None, body_limit=BODY_LIMIT, rotate_before_s=ROTATE_BEFORE_S,
+                 checkpoint=None, log=None, body_limit=_BODY_LIMIT, rotate_before_s=_ROTATE_BEFORE_S,
                  timeout_ms=30000):
         self.store = credentials.CredentialStore(store) if isinstance(store, str) else store
         self.connect = connect
@@ -170,6 +170,7 @@ class Agent:
         self.rotations = 0
         self._http = None
         self._token = None
+        self._token_until = 0  # self._token is good until then (seconds, agent clock); 0: look on flash
 
     # -- plumbing ------------------------------------------------------------------------------------
 
@@ -248,6 +249,7 @@ class Agent:
 
     def onboard(self):
         """Register with the onboarding key once; True if it registered now, False if already onboarded."""
+        self._token_until = 0
         return self._run("onboard", "onboard")
 
     def _identities(self):
@@ -260,17 +262,32 @@ class Agent:
 
         Rotates the secret when it nears expiry; when the secret is refused, falls back to the
         previous identity, then to rotation with any stored registration access token; when all
-        fail, enters NEEDS_KEY (persisted) and raises OnboardingRequired.
+        fail, enters NEEDS_KEY (persisted) and raises OnboardingRequired. Once found, the token and
+        the time it must be replaced by are kept in RAM: later requests read no credential file.
         """
+        if not force and self.clock.now() < self._token_until:
+            return self._token
+        self._token_until = 0
         ids = self._identities()
-        exp = ids[0].client_secret_expires_at
-        due = bool(exp and self.clock.is_set() and self.clock.now() >= exp - self.rotate_before_s)
+        due = self._rotate_at(ids[0]) <= self.clock.now() and self.clock.is_set()
         if not (due or force or self.store.has_previous()):  # with a fallback kept, confirm the new secret
             stored = self.store.token(ids[0].client_id)
-            if stored and self.clock.now() < stored[1] - TOKEN_MARGIN_S:
+            if stored and self.clock.now() < stored[1] - _TOKEN_MARGIN_S:
                 self._token = stored[0]
+                self._token_until = min(stored[1] - _TOKEN_MARGIN_S, self._rotate_at(ids[0]))
                 return stored[0]
-        return self._run("renew", "authorize", ids, due)
+        token = self._run("renew", "authorize", ids, due)
+        ids = None
+        ident = self.store.current()
+        stored = self.store.token(ident.client_id) if ident else None
+        if stored and stored[0] == token:
+            self._token_until = min(stored[1] - _TOKEN_MARGIN_S, self._rotate_at(ident))
+        return token
+
+    def _rotate_at(self, ident):
+        """When ident's secret is due for rotation (seconds; far future when it does not expire)."""
+        exp = ident.client_secret_expires_at
+        return exp - self.rotate_before_s if exp else 1 << 62
 
     def _authed(self, method, path, headers=None, body=None):
         """A request with the access token; on 401 a new token and one retry."""
@@ -306,7 +323,7 @@ class Agent:
         if ra is not None:
             delay = ra * 1000
         else:
-            delay = min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS << min(self.failures - 1, 20))
+            delay = min(_BACKOFF_MAX_MS, _BACKOFF_FIRST_MS << min(self.failures - 1, 20))
         delay += delay * self.rand(1)[0] // 1024
         self.retry_at_ms = self.clock.now_ms() + delay
         return self.retry_at_ms

@@ -19,13 +19,15 @@ up mid-response) and errors.ProtocolError for a malformed response or one over a
 
 import json
 
+from mindconnect.compat import const
 from mindconnect.errors import ConfigError, ConnectionClosed, ProtocolError
 
-MAX_LINE = 1024  # bytes of a status, header or chunk-size line, CRLF not counted
-MAX_HEADERS = 32
-MAX_INFORMATIONAL = 4  # 1xx responses skipped before the final one
-WRITE_BUF = 1024
-_READ_BUF = MAX_LINE + 2
+# const() with a leading underscore: inlined by the compiler, no name kept in RAM (see docs/AGENT.md, Memory)
+MAX_LINE = const(1024)  # bytes of a status, header or chunk-size line, CRLF not counted
+_MAX_HEADERS = const(32)
+_MAX_INFORMATIONAL = const(4)  # 1xx responses skipped before the final one
+WRITE_BUF = const(1024)
+_READ_BUF = const(1026)  # MAX_LINE + CRLF
 _HEX = b"0123456789abcdefABCDEF"
 _BODY_METHODS = ("POST", "PUT", "PATCH")  # these send Content-Length: 0 when they have no body
 
@@ -57,6 +59,10 @@ def _check_token(text, what):
     """Refuse request-line and header text that would break the framing (CR, LF)."""
     if "\r" in text or "\n" in text:
         raise ConfigError("%s contains a line break" % what)
+
+
+def _pairs(headers):
+    return headers.items() if isinstance(headers, dict) else headers or ()
 
 
 class HTTPClient:
@@ -103,12 +109,12 @@ class HTTPClient:
         limit = self.max_body if max_body is None else max_body
         reused = self._stream is not None
         try:
-            return self._exchange(method, head, body, sink, limit)
+            return self._exchange(method, path, headers, head, body, sink, limit)
         except ConnectionClosed:
             if not reused or self._answered:
                 raise
         # The server had closed the idle keep-alive connection: once more on a new one.
-        return self._exchange(method, head, body, sink, limit)
+        return self._exchange(method, path, headers, head, body, sink, limit)
 
     def close(self):
         """Close the connection (the next request opens a new one)."""
@@ -120,7 +126,14 @@ class HTTPClient:
     # --- request -----------------------------------------------------------------------------
 
     def _head(self, method, path, headers, body):
-        _check_token(method + path, "the request line")
+        """Check the request line and the headers before anything is sent; returns what to add:
+        (Host?, User-Agent?, Content-Length or None, Content-Type or None).
+
+        The head itself is never built in RAM: _send_head writes it piece by piece through the write
+        buffer (an Authorization header alone is about 1 KB), again for a resend.
+        """
+        _check_token(method, "the request line")
+        _check_token(path, "the request line")
         if " " in path:
             raise ConfigError("the request path contains a space: percent-encode it")
         if body is None:
@@ -132,25 +145,54 @@ class HTTPClient:
         else:
             length = body.length
             ctype = getattr(body, "content_type", None)
-        lines = ["%s %s HTTP/1.1\r\n" % (method, path)]
-        given = set()
-        for name, value in (headers.items() if isinstance(headers, dict) else headers or ()):
-            value = str(value)
-            _check_token(name + value, "header %s" % name)  # the value is not shown: it can be a secret
-            given.add(name.lower())
-            lines.append("%s: %s\r\n" % (name, value))
-        if "host" not in given:
-            lines.insert(1, "Host: %s\r\n" % self._host_header)
-        if self.user_agent and "user-agent" not in given:
-            lines.append("User-Agent: %s\r\n" % self.user_agent)
-        if length is not None and "content-length" not in given:
-            lines.append("Content-Length: %d\r\n" % length)
-        if ctype and "content-type" not in given:
-            lines.append("Content-Type: %s\r\n" % ctype)
-        lines.append("\r\n")
-        return "".join(lines).encode()
+        host = True
+        agent = bool(self.user_agent)
+        for name, value in _pairs(headers):
+            _check_token(name, "a header name")
+            if isinstance(value, str):
+                _check_token(value, "header " + name)  # the value is not shown: it can be a secret
+            name = name.lower()
+            if name == "host":
+                host = False
+            elif name == "user-agent":
+                agent = False
+            elif name == "content-length":
+                length = None
+            elif name == "content-type":
+                ctype = None
+        return host, agent, length, ctype
 
-    def _exchange(self, method, head, body, sink, limit):
+    def _send_head(self, method, path, headers, head):
+        host, agent, length, ctype = head
+        w = self._write
+        w(method.encode())
+        w(b" ")
+        w(path.encode())
+        w(b" HTTP/1.1\r\n")
+        if host:
+            w(b"Host: ")
+            w(self._host_header.encode())
+            w(b"\r\n")
+        for name, value in _pairs(headers):
+            w(name.encode())
+            w(b": ")
+            w(value.encode() if isinstance(value, str) else str(value).encode())
+            w(b"\r\n")
+        if agent:
+            w(b"User-Agent: ")
+            w(self.user_agent.encode())
+            w(b"\r\n")
+        if length is not None:
+            w(b"Content-Length: ")
+            w(str(length).encode())
+            w(b"\r\n")
+        if ctype:
+            w(b"Content-Type: ")
+            w(ctype.encode())
+            w(b"\r\n")
+        w(b"\r\n")
+
+    def _exchange(self, method, path, headers, head, body, sink, limit):
         """One attempt: connect if needed, send, receive; any failure closes the connection."""
         self._answered = False
         try:
@@ -159,23 +201,24 @@ class HTTPClient:
                 self.connections += 1
                 self._rpos = self._rend = 0
             self._wused = 0
-            self._send(head, body)
+            self._send(method, path, headers, head, body)
             return self._receive(method, sink, limit)
         except BaseException:
             self.close()
             raise
 
-    def _send(self, head, body):
+    def _send(self, method, path, headers, head, body):
         self.requests += 1
         self._sent = 0
-        self._write(head)
+        self._send_head(method, path, headers, head)
+        start = self._sent
         if isinstance(body, (bytes, bytearray, memoryview)):
             self._write(body)
         elif body is not None:
             body.write_to(self._write)
-            if self._sent - len(head) != body.length:
+            if self._sent - start != body.length:
                 raise ProtocolError("the request body wrote %d bytes but declared %d"
-                                    % (self._sent - len(head), body.length))
+                                    % (self._sent - start, body.length))
         if self._wused:
             self._stream.write(self._wmv[:self._wused])
             self._wused = 0
@@ -204,14 +247,14 @@ class HTTPClient:
     # --- response ----------------------------------------------------------------------------
 
     def _receive(self, method, sink, limit):
-        for _ in range(MAX_INFORMATIONAL + 1):
+        for _ in range(_MAX_INFORMATIONAL + 1):
             version, status, reason = self._status_line()
             headers = self._headers()
             if status >= 200:
                 break
         else:
             raise ProtocolError("%s sent more than %d informational (1xx) responses"
-                                % (self._where, MAX_INFORMATIONAL))
+                                % (self._where, _MAX_INFORMATIONAL))
         conn = headers.get("connection", "").lower()
         keep = "close" not in conn if version == b"HTTP/1.1" else "keep-alive" in conn
         length = headers.get("content-length")
@@ -258,7 +301,7 @@ class HTTPClient:
 
     def _headers(self):
         headers = {}
-        for _ in range(MAX_HEADERS + 1):
+        for _ in range(_MAX_HEADERS + 1):
             line = self._readline("in the response header", "header line")
             if not line:
                 return headers
@@ -274,7 +317,7 @@ class HTTPClient:
                 headers[name] += ", " + value
             else:
                 headers[name] = value
-        raise ProtocolError("%s sent more than %d response headers" % (self._where, MAX_HEADERS))
+        raise ProtocolError("%s sent more than %d response headers" % (self._where, _MAX_HEADERS))
 
     def _body(self, length, sink):
         """Pass the body to sink in memoryview slices of the read buffer.
@@ -296,10 +339,10 @@ class HTTPClient:
             self._pieces(size, sink)
             if self._readline("in a chunked body", "chunk end"):
                 raise ProtocolError("a chunk from %s is longer than its size line says" % self._where)
-        for _ in range(MAX_HEADERS + 1):  # trailer fields, dropped
+        for _ in range(_MAX_HEADERS + 1):  # trailer fields, dropped
             if not self._readline("in the chunked trailer", "trailer line"):
                 return
-        raise ProtocolError("%s sent more than %d trailer lines" % (self._where, MAX_HEADERS))
+        raise ProtocolError("%s sent more than %d trailer lines" % (self._where, _MAX_HEADERS))
 
     def _pieces(self, length, sink):
         """Pass length bytes (-1: up to EOF) through the read buffer to sink."""

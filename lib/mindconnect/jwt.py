@@ -9,9 +9,9 @@ import binascii
 import hashlib
 
 from mindconnect import jsonw
-from mindconnect.compat import urandom
+from mindconnect.compat import const, urandom
 
-_BLOCK = 64
+_BLOCK = const(64)
 _HEADER_HS256 = b'{"alg":"HS256","typ":"JWT"}'
 _HEADER_RS256 = b'{"alg":"RS256","typ":"JWT"}'
 

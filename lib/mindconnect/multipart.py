@@ -15,13 +15,13 @@ A body object has .length, .content_type and .write_to(write): that is all http.
 import os
 
 from mindconnect import jsonw
-from mindconnect.compat import urandom
+from mindconnect.compat import const, urandom
 from mindconnect.errors import ConfigError, ProtocolError
 
 META_TYPE = b"application/vnd.siemens.mindsphere.meta+json"
 _ALNUM = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-BOUNDARY_LEN = 20
-FILE_CHUNK = 512
+BOUNDARY_LEN = const(20)
+_FILE_CHUNK = const(512)
 
 _buf = None  # one read buffer for every FileSource, allocated on first use
 
@@ -34,7 +34,7 @@ def new_boundary():
 def _file_buffer():
     global _buf
     if _buf is None:
-        _buf = bytearray(FILE_CHUNK)
+        _buf = bytearray(_FILE_CHUNK)
     return _buf
 
 

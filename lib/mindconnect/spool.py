@@ -26,19 +26,19 @@ docs/SPOOL.md for the guarantee.
 import binascii
 import os
 
-from mindconnect.compat import fsync_dir, fsync_file, ticks_diff
+from mindconnect.compat import const, fsync_dir, fsync_file, ticks_diff
 from mindconnect.compat import ticks_ms as _default_ticks_ms
 from mindconnect.errors import ConfigError, ProtocolError
 
-HEADER = 6
-MAX_RECORD = 65535
+HEADER = const(6)
+_MAX_RECORD = const(65535)
 CURSOR = "cur"
 CURSOR_TMP = "cur.tmp"
-CURSOR_LEN = 12
-READ_BUF = 256
-_COMMA = 44
-_OPEN = 91
-_CLOSE = 93
+_CURSOR_LEN = const(12)
+_READ_BUF = const(256)
+_COMMA = const(44)
+_OPEN = const(91)
+_CLOSE = const(93)
 
 
 def _u32(b, i):
@@ -108,9 +108,9 @@ class Spool:
         self._ticks = ticks_ms or _default_ticks_ms
         self._wbuf = bytearray(buf_bytes)
         self._wmv = memoryview(self._wbuf)
-        self._rbuf = bytearray(READ_BUF)
+        self._rbuf = bytearray(_READ_BUF)
         self._rmv = memoryview(self._rbuf)
-        self._hdr = bytearray(CURSOR_LEN)  # record headers and the cursor image
+        self._hdr = bytearray(_CURSOR_LEN)  # record headers and the cursor image
         self._hmv = memoryview(self._hdr)
         self._len_mv = self._hmv[:2]  # slices made once: appends allocate nothing for them
         self._head_mv = self._hmv[:HEADER]
@@ -237,7 +237,7 @@ class Spool:
                 extra = f.read(1)
         except OSError:
             return None
-        if n != CURSOR_LEN or extra or _crc(self._hmv[:8], 0) != _u32(h, 8):
+        if n != _CURSOR_LEN or extra or _crc(self._hmv[:8], 0) != _u32(h, 8):
             return None
         return (_u32(h, 0), _u32(h, 4))
 
@@ -321,9 +321,9 @@ class Spool:
         """Queue one record (bytes, 1..65535 of them); it is on flash once the flush policy says so."""
         n = len(record)
         need = HEADER + n
-        if n == 0 or n > MAX_RECORD or need > self.segment_bytes:
+        if n == 0 or n > _MAX_RECORD or need > self.segment_bytes:
             raise ConfigError("spool record of %d bytes: records must be 1 to %d bytes"
-                              % (n, min(MAX_RECORD, self.segment_bytes - HEADER)))
+                              % (n, min(_MAX_RECORD, self.segment_bytes - HEADER)))
         if self._file_size + self._wpos + need > self.segment_bytes:
             self._roll()
         self._make_room(need)

@@ -25,12 +25,12 @@ import binascii
 import socket
 from errno import EAGAIN, ECONNABORTED, ECONNREFUSED, ECONNRESET, ENOTCONN, ETIMEDOUT
 
-from mindconnect.compat import MICROPYTHON
+from mindconnect.compat import MICROPYTHON, const
 from mindconnect.errors import ConfigError, ConnectionClosed, NetworkError, TLSError
 
-_EPIPE = 32  # missing from MicroPython's errno module; 32 on Linux and in ESP-IDF's newlib alike
+_EPIPE = const(32)  # missing from MicroPython's errno module; 32 on Linux and in ESP-IDF's newlib alike
 _CLOSED_ERRNOS = (ECONNRESET, _EPIPE, ECONNABORTED, ENOTCONN)
-_PROXY_REPLY_MAX = 1024
+_PROXY_REPLY_MAX = const(1024)
 
 
 def _is_timeout(e):

@@ -1,9 +1,12 @@
 """The bench rig: the mock hub in-process, an onboarded template store, data files, and MicroPython runs.
 
 Every MicroPython run gets a fresh copy of the template store (onboarded, data model sent, token kept),
-so a run measures its own workload and nothing of the previous one.
+so a run measures its own workload and nothing of the previous one. A run is "plain" (device files as
+.mpy on the filesystem, loaded into the heap) or "rom" (device form: lib/, firmware/ and the workload
+executed in place from a ROMFS image, as frozen code on a board; see tools/romform.py).
 """
 
+import json
 import shutil
 import socket
 import ssl
@@ -13,7 +16,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from tools import build
+from tools import build, romform
 from tools.bench import util
 
 SCRIPT = Path(__file__).with_name("mpy_workload.py")
@@ -29,9 +32,11 @@ class Rig:
         self.scripts = self.work / "scripts"
         errors = build.compile_files(build.device_sources(), self.out_dir)
         errors += build.compile_files([(SCRIPT, Path(SCRIPT.name))], self.scripts)
+        errors += build.compile_files([(romform.BOOT, Path(romform.BOOT.name))], self.scripts)
         if errors:
             raise RuntimeError("\n".join(errors))
         self.env = util.mpy_env(self.out_dir, extra=[self.scripts])
+        self.image = romform.build_image(self.out_dir, self.work / "bench.romfs", extra=[("bench", self.scripts)])
         self.template = self.work / "template"
         self._onboard(self.template)
         self.files = {}
@@ -60,20 +65,42 @@ class Rig:
         a.sync_model(items.DataModel(DESC))
         a.close()
 
-    def run(self, name, heap_kb, size=0, data=""):
-        """Run one workload at -X heapsize=heap_kb K; (passed, milliseconds or None, output)."""
+    def _node_flash(self, flash):
+        """A provisioned sim board's flash: config.json, secrets.json (a fresh agent's key), ca.der."""
+        flash.mkdir()
+        cfg = {"sensors": [{"type": "sim", "name": "room", "points": [
+            {"id": "t", "name": "Temperature", "unit": "C"}, {"id": "h", "quantity": "humidity", "unit": "%"}]}],
+            "sample_s": 10, "upload_s": 60, "safe_pin": None, "log_level": "warning",
+            "rules": [{"point": "t", "above": 0, "severity": 1}], "spool": {"flush_every": 1}}
+        (flash / "config.json").write_text(json.dumps(cfg))
+        (flash / "secrets.json").write_text(json.dumps({"onboarding_key": self.hub.create_agent()["onboarding_key"]}))
+        shutil.copy(self.hub.ca_der_path, flash / "ca.der")
+
+    def run(self, name, heap_kb, size=0, data="", form="plain"):
+        """Run one workload at -X heapsize=heap_kb K (in ROM form: that much heap left besides the image);
+        (passed, milliseconds or None, output)."""
         self._runs += 1
         store = self.work / ("run%d" % self._runs)
-        shutil.copytree(self.template, store)
         key = self.work / "key.json"
+        if name == "node":
+            self._node_flash(store)
+        else:
+            shutil.copytree(self.template, store)
         if name == "cycle":
             key.write_text(self.hub.create_agent()["onboarding_key_json"])
             shutil.rmtree(store)
         args = ["-m", "mpy_workload", name, str(size), str(store), str(self.hub.ca_der_path), str(key),
                 str(data), str(self.sink.port)]
+        env = self.env
+        if form == "rom":
+            cmd, extra = romform.command(util.micropython(), "%dK" % heap_kb, args, self.image,
+                                         ("/rom/lib", "/rom", "/rom/bench"))
+            env = dict(util.mpy_env(self.out_dir, extra=[self.scripts]), **extra)
+            env["MICROPYPATH"] = str(self.scripts)  # romboot only: the code comes from the image
+        else:
+            cmd = util.micropython_cmd("%dK" % heap_kb) + args
         try:
-            proc = subprocess.run(util.micropython_cmd("%dK" % heap_kb) + args, env=self.env, capture_output=True,
-                                  text=True, timeout=300)
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=str(self.work))
         finally:
             shutil.rmtree(store, ignore_errors=True)
         out = proc.stdout + proc.stderr
