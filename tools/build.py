@@ -51,6 +51,19 @@ def device_sources(root=ROOT):
     return out
 
 
+def source_name(rel):
+    """The file name a .mpy keeps for tracebacks: the module's dotted name ("mindconnect.http" for
+    lib/mindconnect/http.py). MicroPython interns that name at import anyway, so it costs no heap; a
+    path of its own would be one more interned string per module, kept for good (on a 64-bit build, a
+    few dozen more names cost a 7 KB name pool)."""
+    parts = list(Path(rel).with_suffix("").parts)
+    if parts[0] == "lib":
+        parts = parts[1:]
+    if len(parts) > 1 and parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
 def compile_files(pairs, out_dir, mpy_cross=None):
     """Compile (source, relative path) pairs into out_dir; returns a list of error strings."""
     mpy_cross = mpy_cross or mpy_cross_path()
@@ -60,9 +73,8 @@ def compile_files(pairs, out_dir, mpy_cross=None):
         if dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
-        # -s gives tracebacks the repo-relative file name instead of the build path
         proc = subprocess.run(
-            [mpy_cross, "-s", str(rel), "-o", str(dst) + ".tmp", str(src)],
+            [mpy_cross, "-s", source_name(rel), "-o", str(dst) + ".tmp", str(src)],
             capture_output=True, text=True,
         )
         if proc.returncode != 0:

@@ -8,7 +8,7 @@ from test_agent_e2e import DESC, admin, readings
 
 import dualtest
 from mindconnect import agent as agentmod
-from mindconnect import credentials, items, rsa
+from mindconnect import items, rsa
 from mindconnect.errors import ConfigError
 
 HOST_FIXTURES = ("agent_hub", "rsa_env")
@@ -37,7 +37,7 @@ def new_rsa_agent(keys=("RSA_KEY_A",), **kw):
     created = admin("POST", "/admin/agents", {"profile": "RSA_3072"})
     store = dualtest.tmpdir() + "/store"
     os.mkdir(store)
-    for env, name in zip(keys, (credentials.RSA_KEY, credentials.RSA_NEXT)):
+    for env, name in zip(keys, (rsa.RSA_KEY, rsa.RSA_NEXT)):
         _copy(dualtest.env(env), store + "/" + name)
     ca_der = dualtest.read_bytes(dualtest.env("MOCKHUB_CA_DER"))
     from mindconnect.transport import Transport
@@ -67,15 +67,15 @@ def test_rsa_agent_lifecycle_and_rotations():
     assert a.rotations == 1 and state["rotations"] == 1 and state["key_id"] == kid_a and state["new_secret_used"]
     assert a.store.current().registration_access_token != rat and not a.store.has_previous()
     # a next key appears (provisioned later): the next rotation registers it and it replaces the old file
-    _copy(dualtest.env("RSA_KEY_B"), _file(a, credentials.RSA_NEXT))
+    _copy(dualtest.env("RSA_KEY_B"), _file(a, rsa.RSA_NEXT))
     a.authorize()
     state = admin("GET", "/admin/agents/" + cid)
     assert a.rotations == 2 and state["key_id"] == kid_b and state["previous_key_id"] == kid_a
     assert a.store.current().kid == kid_b and not a.store.has_previous()
-    assert rsa.kid_of(_file(a, credentials.RSA_KEY)) == kid_b
-    assert not _exists(_file(a, credentials.RSA_NEXT)) and a.store.read(credentials.RSA_PENDING) is None
+    assert rsa.kid_of(_file(a, rsa.RSA_KEY)) == kid_b
+    assert not _exists(_file(a, rsa.RSA_NEXT)) and a.store.read(rsa.RSA_PENDING) is None
     # steady again: a 401 gets a new token signed with the new key, and the data flows
-    a.rotate_before_s = agentmod.ROTATE_BEFORE_S
+    a.rotate_before_s = 25 * 3600  # the default
     admin("POST", "/admin/agents/%s/expire-token" % cid)
     rep = a.exchange(timeseries=readings(5, 5))
     assert [o.status for o in rep.outcomes] == [agentmod.SENT]
@@ -89,7 +89,7 @@ def test_missing_key_is_reported_before_the_onboarding_key_is_spent():
     assert "no RSA key" in str(e) and "tools/provision.py" in str(e)
     assert not admin("GET", "/admin/agents/" + cid)["onboarding_key_used"]
     # provisioned afterwards: the same onboarding key still works
-    _copy(dualtest.env("RSA_KEY_A"), _file(a, credentials.RSA_KEY))
+    _copy(dualtest.env("RSA_KEY_A"), _file(a, rsa.RSA_KEY))
     assert a.onboard()
     assert admin("GET", "/admin/agents/" + cid)["key_id"] == rsa.kid_of(dualtest.env("RSA_KEY_A"))
 
@@ -97,7 +97,7 @@ def test_missing_key_is_reported_before_the_onboarding_key_is_spent():
 def test_damaged_key_fails_loudly_and_sends_no_assertion():
     a, cid = new_rsa_agent()
     a.onboard()
-    path = _file(a, credentials.RSA_KEY)
+    path = _file(a, rsa.RSA_KEY)
     raw = bytearray(dualtest.read_bytes(path))
     raw[300] ^= 0x40
     dualtest.write_bytes(path, bytes(raw))
@@ -111,13 +111,13 @@ def test_a_damaged_next_key_is_reported_and_the_same_key_registered_again():
     warnings = []
     a, cid = new_rsa_agent(keys=("RSA_KEY_A", "RSA_KEY_B"), log=warnings.append)
     a.onboard()
-    raw = bytearray(dualtest.read_bytes(_file(a, credentials.RSA_NEXT)))
+    raw = bytearray(dualtest.read_bytes(_file(a, rsa.RSA_NEXT)))
     raw[900] ^= 0x01
-    dualtest.write_bytes(_file(a, credentials.RSA_NEXT), bytes(raw))
+    dualtest.write_bytes(_file(a, rsa.RSA_NEXT), bytes(raw))
     a.rotate_before_s = 10 ** 9
     a.authorize()
     kid_a = rsa.kid_of(dualtest.env("RSA_KEY_A"))
     state = admin("GET", "/admin/agents/" + cid)
     assert a.rotations == 1 and state["key_id"] == kid_a and state["tokens_issued"] == 1
     assert [w for w in warnings if "next RSA key is unusable" in w and "damaged" in w], warnings
-    assert a.store.read(credentials.RSA_PENDING) is None and a.store.current().kid == kid_a
+    assert a.store.read(rsa.RSA_PENDING) is None and a.store.current().kid == kid_a

@@ -171,6 +171,7 @@ class Agent:
         self._http = None
         self._token = None
         self._token_until = 0  # self._token is good until then (seconds, agent clock); 0: look on flash
+        self._secret_exp = 0  # expiry of the secret self._token was issued for
 
     # -- plumbing ------------------------------------------------------------------------------------
 
@@ -265,7 +266,8 @@ class Agent:
         fail, enters NEEDS_KEY (persisted) and raises OnboardingRequired. Once found, the token and
         the time it must be replaced by are kept in RAM: later requests read no credential file.
         """
-        if not force and self.clock.now() < self._token_until:
+        now = self.clock.now()
+        if not force and now < self._token_until and now < self._secret_exp - self.rotate_before_s:
             return self._token
         self._token_until = 0
         ids = self._identities()
@@ -273,16 +275,21 @@ class Agent:
         if not (due or force or self.store.has_previous()):  # with a fallback kept, confirm the new secret
             stored = self.store.token(ids[0].client_id)
             if stored and self.clock.now() < stored[1] - _TOKEN_MARGIN_S:
-                self._token = stored[0]
-                self._token_until = min(stored[1] - _TOKEN_MARGIN_S, self._rotate_at(ids[0]))
+                self._keep(stored, ids[0])
                 return stored[0]
         token = self._run("renew", "authorize", ids, due)
         ids = None
         ident = self.store.current()
         stored = self.store.token(ident.client_id) if ident else None
         if stored and stored[0] == token:
-            self._token_until = min(stored[1] - _TOKEN_MARGIN_S, self._rotate_at(ident))
+            self._keep(stored, ident)
         return token
+
+    def _keep(self, stored, ident):
+        # rotate_before_s is read at each check (a caller may change it), the secret's expiry is kept
+        self._token = stored[0]
+        self._token_until = stored[1] - _TOKEN_MARGIN_S
+        self._secret_exp = ident.client_secret_expires_at or 1 << 62
 
     def _rotate_at(self, ident):
         """When ident's secret is due for rotation (seconds; far future when it does not expire)."""

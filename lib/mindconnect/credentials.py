@@ -31,9 +31,6 @@ PREVIOUS = "previous"
 TOKEN = "token"
 MODEL = "model"
 NEEDS_KEY = "needs_key"
-RSA_PENDING = "rsa_pending"
-RSA_KEY = "rsa_key"
-RSA_NEXT = "rsa_next"
 
 
 def key_fingerprint(iat):

@@ -2,7 +2,7 @@
 
 A device onboards once; keeping this code out of the steady wake cycle leaves its heap to the data.
 SHARED_SECRET agents register with `{}`; RSA_3072 agents register the public part of the key that
-provisioning put on flash (credentials.RSA_KEY) as a JWKS.
+provisioning put on flash (rsa.RSA_KEY) as a JWKS.
 """
 
 import json
@@ -66,7 +66,7 @@ def onboard(agent):
     kid, body = None, b"{}"
     if profile_of(content) == "RSA_3072":
         from mindconnect import rsa
-        key = rsa.load(store.folder + "/" + credentials.RSA_KEY)
+        key = rsa.load(store.folder + "/" + rsa.RSA_KEY)
         kid, body = key.kid, rsa.jwks_body(key)
         key = None
     r = agent._call("POST", "/api/agentmanagement/v3/register",
@@ -84,7 +84,8 @@ def onboard(agent):
     store.save_current(ident)
     agent._mark("onboard:saved")
     store.drop_previous()
-    store.remove(credentials.RSA_PENDING)
+    if kid:
+        rsa.forget_pending(store)  # kid is set: rsa was imported above
     store.drop_token()
     store.remove(credentials.MODEL)
     store.clear_needs_key()

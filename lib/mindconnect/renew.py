@@ -3,14 +3,14 @@
 The steady wake cycle takes its token from flash; this code is needed about once an hour.
 
 RSA_3072 identities (ident.kid set) sign RS256 with their key from flash (mindconnect.rsa, imported
-here only for them). A rotation registers the next key when provisioning left one (credentials.RSA_NEXT),
+here only for them). A rotation registers the next key when provisioning left one (rsa.RSA_NEXT),
 else the same key again. The next key's kid is persisted as pending before the PUT; after the 200 the
 new identity (naming that kid) is saved and pending removed; once a token was obtained with it, the
 next key file replaces the old one. A pending kid found later means a rotation was cut short: it is
 done again at the next renewal, with the same key.
 """
 
-from mindconnect import credentials, jsonw
+from mindconnect import jsonw
 from mindconnect.agent import NEW_KEY, split_url
 from mindconnect.errors import OnboardingRequired, ProtocolError
 
@@ -82,7 +82,7 @@ def rotate(agent, ident):
     agent.store.save_previous(ident)
     agent.store.save_current(new)
     if kid:
-        agent.store.remove(credentials.RSA_PENDING)
+        rsa.forget_pending(agent.store)  # kid is set: rsa was imported above
     agent.store.drop_token()
     agent._mark("rotate:after_save")
     agent.rotations += 1
@@ -118,7 +118,11 @@ def authorize(agent, ids, rotation_due):
     then rotation with any stored registration access token; when all fail, NEEDS_KEY (persisted)
     and OnboardingRequired.
     """
-    if rotation_due or (ids[0].kid and agent.store.read(credentials.RSA_PENDING)):
+    pending = False
+    if ids[0].kid:
+        from mindconnect import rsa
+        pending = rsa.pending(agent.store)
+    if rotation_due or pending:
         token = _rotated_token(agent, ids[0])
         if token:
             return token

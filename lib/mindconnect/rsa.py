@@ -21,11 +21,15 @@ import os
 
 from mindconnect import jsonw
 from mindconnect.compat import fsync_dir
-from mindconnect.credentials import RSA_KEY, RSA_NEXT, RSA_PENDING
 from mindconnect.errors import ConfigError
 from mindconnect.jwt import b64url_encode
 
 MAGIC = b"MCRSA1"
+# The key files in the agent's store folder. Named here, not in credentials.py: every name a module
+# holds costs heap for good on MicroPython, and SHARED_SECRET nodes never load this module.
+RSA_KEY = "rsa_key"
+RSA_NEXT = "rsa_next"
+RSA_PENDING = "rsa_pending"
 _FIELDS = 7  # n, e, p, q, dp, dq, qinv
 # DER of the DigestInfo header for SHA-256 (RFC 8017, 9.2, note 1); the 32-byte hash follows it
 _SHA256_INFO = b"\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20"
@@ -164,6 +168,16 @@ def rotation_key(store, kid, warn):
         warn("the next RSA key is unusable (%s); the current key is registered again" % e)
         store.remove(RSA_PENDING)
         return key_for(store, kid)
+
+
+def pending(store):
+    """True when a rotation to another key was begun (its kid persisted before the PUT) and not finished."""
+    return bool(store.read(RSA_PENDING))
+
+
+def forget_pending(store):
+    """The rotation's new identity is saved: nothing is pending any more."""
+    store.remove(RSA_PENDING)
 
 
 def promote(store, kid):
