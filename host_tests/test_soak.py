@@ -28,4 +28,5 @@ def test_thirty_days_and_a_hundred_power_cuts_keep_every_reading(tmp_path):
         "\n\nnode log: " + str(tmp_path / "soak" / "node.log")
     assert r["taken"] >= 30 * 48 - 200  # sampling went on through outages, cuts and the clock jump
     assert r["delivered"] + r["overflow_lost"] + r["queued_at_end"] == r["taken"]
-    assert r["rotations"] >= 4 and r["tokens"] >= 30 * 8 and r["cuts"] == 100
+    # tokens live 1 h, uploads are 3 h apart: nearly every upload that got through fetched one
+    assert r["rotations"] >= 4 and r["tokens"] >= 120 and r["cuts"] == 100
