@@ -18,6 +18,7 @@ SECTIONS = (
     ("wire", "Wire efficiency and connections", "python -m tools.bench --only wire"),
     ("speed", "Throughput and CPU per reading", "python -m tools.bench --only speed"),
     ("spool", "Spool: flash cost and power cuts", "python -m tools.bench --only spool"),
+    ("soak", "Soak: a simulated year", "make soak (= python -m tools.bench --only soak; takes tens of minutes)"),
 )
 MODULES = {"spool": "spool_bench"}  # section name -> module of tools/bench, where they differ
 

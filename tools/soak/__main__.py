@@ -18,11 +18,11 @@ from tools.soak.runner import Soak
 from tools.soak.timeline import Scenario
 
 SECTION = "## Soak: a simulated year"
-COMMAND = "make soak"
+COMMAND = "make soak"  # = python -m tools.soak; also python -m tools.bench --only soak
 
 
 def section(text):
-    return "%s\n\n%s\n" % (SECTION, text)
+    return "%s\n\nCommand: `%s`\n\n%s\n" % (SECTION, COMMAND, text)
 
 
 def put_section(path, text):
@@ -44,7 +44,7 @@ def run_year(scenario, say=print):
         results = soak.results()
     finally:
         soak.close()
-    return results, report.markdown(results, scenario, COMMAND), report.violations(results, scenario)
+    return results, report.markdown(results, scenario), report.violations(results, scenario)
 
 
 def main(argv=None):

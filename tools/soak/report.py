@@ -43,8 +43,8 @@ def violations(r, scenario):
     return out
 
 
-def markdown(r, scenario, command):
-    """The report as a Markdown section body (figures, then the scenario)."""
+def markdown(r, scenario):
+    """The report as Markdown (scenario, figures, invariants)."""
     h = 3600000
     rows = [
         ("readings taken (wake cycles that reached their sleep)", r["taken"]),
@@ -75,7 +75,7 @@ def markdown(r, scenario, command):
         ("real time", "%.0f s" % r["real_s"]),
     ]
     broken = violations(r, scenario)
-    lines = ["Command: `%s`" % command, "", "Scenario: %s." % scenario.describe(), "",
+    lines = ["Scenario: %s." % scenario.describe(), "",
              "| figure | value |", "|---|---:|"]
     lines += ["| %s | %s |" % row for row in rows]
     lines += ["", "Invariants: " + ("all kept." if not broken else "BROKEN: " + "; ".join(broken))]
