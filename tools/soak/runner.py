@@ -65,6 +65,7 @@ class Soak:
         self.crashes = []
         self.next_cut = 0
         self._armed = None  # the timer of the power cut in progress
+        self._cut_fired = False
         self._killed = False
         self._cycle_s = 0.05  # running average of a wake cycle's real duration
         self._cycle_start = None
@@ -102,7 +103,7 @@ class Soak:
         started = time.monotonic()
         try:
             self._start_node()
-            while self.now < self.tl.end:
+            while self.now < self.tl.end or self._armed is not None:  # a cut in progress lands
                 self._serve()
         finally:
             self._disarm()
@@ -205,19 +206,24 @@ class Soak:
         node = self.node
 
         def cut():
+            self._cut_fired = True
             self._killed = True
             self.cuts_done += 1
             node.kill()
             node.note("%d power cut" % self.now)
 
+        self._cut_fired = False
         self._armed = threading.Timer(delay, cut)
         self._armed.start()
 
     def _disarm(self):
+        """Forget the cut in progress; one that had not landed yet is made later instead."""
         if self._armed is not None:
             self._armed.cancel()
             self._armed.join()
             self._armed = None
+            if not self._cut_fired:
+                self.next_cut -= 1
 
     def _firmware_update(self):
         """A new firmware with one more sensor: flashed while the node sleeps, then it boots anew."""
