@@ -375,9 +375,16 @@ class App:
             self._progress()  # waiting for the schedule is the loop doing its job
 
     def sleep(self, ms):
-        """Deep sleep: everything on flash, the schedule in RTC memory, then the board sleeps."""
+        """Deep sleep: everything on flash, the schedule in RTC memory, then the board sleeps.
+
+        A wake that reaches its planned sleep did its job: it counts as healthy even when no upload
+        was due, or a node sampling more often than it uploads would be taken for a crash loop.
+        """
         self.close()
         self._save()
+        if not self.healthy:
+            power.mark_healthy(self.board)
+            self.healthy = True
         self.board.deepsleep(max(ms, 1))
 
     def close(self):

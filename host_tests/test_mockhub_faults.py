@@ -78,6 +78,18 @@ def test_status_faults_hit_only_their_agent_and_endpoint(mockhub, agent, status)
     assert mockhub.faults.list() == []
 
 
+def test_remove_one_fault_keeps_the_others(mockhub, agent):
+    outage = mockhub.fault(None, "*", status=503, count=None)  # until removed, as an outage is
+    burst = mockhub.fault(agent.id, "exchange", status=429, retry_after=5, count=1)
+    body = exchange_body([ts_item([("temp", "1", "0")])])
+    assert agent.exchange(body, B)[0] == 503
+    mockhub.remove_fault(outage)
+    mockhub.remove_fault(outage)  # already gone: fine
+    assert mockhub.faults.list() == [burst.to_dict()]
+    assert agent.exchange(body, B)[0] == 429
+    assert agent.exchange(body, B)[0] == 200
+
+
 def test_429_with_retry_after_on_the_token_endpoint(mockhub, agent):
     mockhub.fault(agent.id, "token", status=429, retry_after=17)
     got, _ = raw_request(mockhub, "POST", AM + "/oauth/token", token_form(agent.assertion()),

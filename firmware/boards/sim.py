@@ -179,8 +179,11 @@ class SimBoard:
         self._signals = None
 
     def rebooted(self):
-        """The board as it comes up after a simulated reboot: same flash, clock and state; ticks from 0."""
-        return SimBoard(self.flash_dir, self._clock, self._sleep, self.state)
+        """The board as it comes up after a simulated reboot: same flash, clock and state; ticks from 0.
+
+        Same class as this board, so a subclass (e.g. the soak runner's, which reports deep sleeps)
+        survives the reboot."""
+        return type(self)(self.flash_dir, self._clock, self._sleep, self.state)
 
     # time
     def ticks_ms(self):

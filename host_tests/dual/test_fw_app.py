@@ -139,3 +139,22 @@ def test_deep_sleep_keeps_the_schedule_in_rtc_memory():
     assert a2.step() == 30000 and a2.samples == 1 and a2.uploads == 0  # sampled, upload not due yet
     a2.close()
     assert a2.readings.pending() == 1
+
+
+def test_deep_sleep_wakes_that_only_sample_are_not_crashes():
+    # found by the soak (tools/soak): each wake is a boot for the crash counter, and only an upload
+    # used to mark it healthy, so three sample-only wakes in a row ended in safe mode.
+    from firmware import power
+    state = sim.SimState()
+    board, cfg, cid, t = node({"mode": "deep-sleep", "sample_s": 30, "upload_s": 600}, state)
+    wakes = []
+
+    def app_main(b, c):
+        wakes.append(b.unix_ms())
+        if len(wakes) > 5:
+            return  # the app returned: run_main returns None
+        appmod.App(b, c, log=lambda m: None).run()
+
+    assert power.run_main(app_main, board) is None  # never "SAFE MODE"
+    assert len(wakes) == 6 and wakes[-1] - wakes[0] == 5 * 30000  # one upload, then five sample-only wakes
+    assert power.CrashCounter(board.flash_dir).read()[0] == 1  # only the boot in progress is counted

@@ -91,6 +91,14 @@ def test_deepsleep_keeps_rtc_memory_and_reports_the_cause():
     assert sim.SimBoard(b.flash_dir, t.clock, t.sleep, sim.SimState()).rtc_memory().get() == b""  # power cut
 
 
+def test_reboot_keeps_the_board_class():
+    class Recording(sim.SimBoard):  # e.g. the soak runner's board, which reports its deep sleeps
+        pass
+
+    b = Recording(dualtest.tmpdir() + "/flash", FakeTime().clock, FakeTime().sleep, sim.SimState())
+    assert type(b.rebooted()) is Recording
+
+
 def test_free_heap():
     b, _ = board()
     h = b.free_heap()

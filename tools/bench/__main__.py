@@ -19,6 +19,7 @@ SECTIONS = (
     ("speed", "Throughput and CPU per reading", "python -m tools.bench --only speed"),
     ("spool", "Spool: flash cost and power cuts", "python -m tools.bench --only spool"),
     ("rsa", "RS256 signatures (RSA_3072 profile)", "python -m tools.bench --only rsa"),
+    ("soak", "Soak: a simulated year", "make soak (= python -m tools.bench --only soak; takes tens of minutes)"),
 )
 MODULES = {"spool": "spool_bench", "rsa": "rsa_bench"}  # section name -> module of tools/bench, where they differ
 

@@ -73,6 +73,11 @@ class FaultTable:
         with self.lock:
             self.faults = []
 
+    def remove(self, fault):
+        with self.lock:
+            if fault in self.faults:
+                self.faults.remove(fault)
+
     def list(self):
         with self.lock:
             return [f.to_dict() for f in self.faults]

@@ -186,6 +186,10 @@ class MockHub:
         log.info("fault added: %s", f.to_dict())
         return f
 
+    def remove_fault(self, fault):
+        """Remove one fault returned by fault() (e.g. an outage that ends); gone already is fine."""
+        self.faults.remove(fault)
+
     def clear_faults(self):
         self.faults.clear()
 
