@@ -5,6 +5,11 @@ Safe mode (no app, REPL only, a message printed) is entered when the safe pin is
 A boot counts as failed until the app calls mark_healthy(); the count is kept in a small file on the
 flash (written atomically), so it survives resets and power cuts alike. Entering safe mode clears the
 count: the next reset tries the app again.
+
+A power cut is not a failure of the app: when a boot finds the power-on (or brownout) reset cause and
+the boot before it was still in progress (neither marked healthy nor recorded as a crash), that boot is
+not counted. Otherwise a node whose supply drops three times during its first upload would wait in safe
+mode for someone to visit it. Crashes, watchdog resets and hangs still count as before.
 """
 
 import binascii
@@ -36,32 +41,47 @@ class CrashCounter:
 
     def read(self):
         """(count, last crash text or "")."""
+        return self._read()[:2]
+
+    def _read(self):
+        """(count, last crash text, 1 when the last counted boot is still in progress)."""
         try:
             with open(self.path) as f:
                 lines = f.read().split("\n")
-            return int(lines[0]), lines[1] if len(lines) > 1 else ""
+            running = len(lines) > 2 and lines[2] == "running"
+            return int(lines[0]), lines[1] if len(lines) > 1 else "", running
         except (OSError, ValueError):
-            return 0, ""
+            return 0, "", False
 
-    def _write(self, count, last):
+    def _write(self, count, last, running=False):
         from mindconnect import compat
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
-            f.write("%d\n%s\n" % (count, last))
+            f.write("%d\n%s\n%s\n" % (count, last, "running" if running else ""))
             compat.fsync_file(f)
         os.rename(tmp, self.path)
 
     def started(self):
         """Count a boot that is about to start the app; returns the new count."""
-        count, last = self.read()
-        self._write(count + 1, last)
+        count, last, _ = self._read()
+        self._write(count + 1, last, True)
         return count + 1
 
     def crashed(self, exc):
         """Remember what the last crash was (shown in the safe-mode message)."""
-        count, _ = self.read()
+        count, _, _ = self._read()
         text = "%s: %s" % (type(exc).__name__, exc)
         self._write(count, text.replace("\n", " ")[:160])
+
+    def power_cut(self):
+        """The power went away: the boot it interrupted (if one was in progress) is not counted."""
+        count, last, running = self._read()
+        if not running:
+            return
+        if count > 1 or last:
+            self._write(count - 1, last)
+        else:
+            self.clear()
 
     def clear(self):
         try:
@@ -102,6 +122,8 @@ def _pin_held(board, n):
 def check_safe_mode(board):
     """The reason to stay in safe mode (and print it), or None to start the app."""
     counter = CrashCounter(board.flash_dir)
+    if board.reset_cause() in ("power-on", "brownout"):
+        counter.power_cut()
     count, last = counter.read()
     reason = None
     if count >= CRASHES_FOR_SAFE_MODE:

@@ -58,6 +58,17 @@ class App:
             board.deepsleep(60000)
         if step == "healthy":
             power.mark_healthy(board)
+        if step == "cut":
+            raise PowerCut()
+
+
+class PowerCut(BaseException):
+    """The supply went away while the app ran: nothing after it runs (not an Exception: not a crash)."""
+
+
+def power_back(board, t):
+    """The board after the power returned: same flash, a new power-on state (RTC memory lost)."""
+    return sim.SimBoard(board.flash_dir, t.clock, t.sleep, sim.SimState())
 
 
 def test_three_failed_boots_in_a_row_give_safe_mode():
@@ -68,6 +79,37 @@ def test_three_failed_boots_in_a_row_give_safe_mode():
     assert len(app.boots) == 3 and app.boots[1][0] == "soft-reset"
     assert t.slept == 3 * power.CRASH_PAUSE_MS + 3 * (power.SAFE_WINDOW_MS - power.SAFE_POLL_MS)
     assert power.CrashCounter(b.flash_dir).read() == (0, "")  # the next reset tries the app again
+
+
+def test_power_cuts_while_the_app_runs_are_not_failed_boots():
+    b, t = setup()
+    for _ in range(power.CRASHES_FOR_SAFE_MODE + 2):  # cut again and again during the first upload
+        dualtest.raises(PowerCut, power.run_main, App("cut"), b)
+        assert power.CrashCounter(b.flash_dir).read()[0] == 1  # the boot in progress
+        b = power_back(b, t)
+    app = App("healthy")
+    assert power.run_main(app, b) is None and app.boots == [("power-on", 10)]
+    assert power.CrashCounter(b.flash_dir).read() == (0, "")
+
+
+def test_crashes_still_count_across_a_power_cut():
+    b, t = setup()
+    dualtest.raises(PowerCut, power.run_main, App("crash", "crash", "cut"), b)
+    b = power_back(b, t)
+    assert power.CrashCounter(b.flash_dir).read()[0] == 3  # read before the boot check forgives the cut one
+    app = App("crash")
+    reason = power.run_main(app, b)
+    assert reason == "the app failed 3 boots in a row (last: ValueError: sensor table corrupt)"
+    assert len(app.boots) == 1  # two crashes before the cut and one after it
+
+
+def test_a_hang_reset_by_the_watchdog_still_counts():
+    b, t = setup()
+    power.CrashCounter(b.flash_dir).started()  # a boot in progress, then the watchdog fires
+    b.state.reset_cause = "watchdog"
+    app = App("crash", "crash")
+    assert power.run_main(app, b).startswith("the app failed 3 boots in a row")
+    assert len(app.boots) == 2
 
 
 def test_a_healthy_app_resets_the_count():
