@@ -138,6 +138,7 @@ class App:
         self.samples = 0  # readings appended since this boot
         self.uploads = 0
         self.upload_failures = 0
+        self.not_before = 0  # no upload attempt before this (the hub's or the agent's backoff; kept in RTC)
         self.dropped_before = 0  # dropped readings counted before this boot (kept in RTC memory)
         self.healthy = False
         self.wifi = None
@@ -170,13 +171,14 @@ class App:
             st = json.loads(raw)
             self.next_sample, self.next_upload = st["s"], st["u"]
             self.upload_failures, self.dropped_before = st["f"], st["d"]
+            self.not_before = st.get("b", 0)
             for rule, active in zip(self.rules, st["r"]):
                 rule.active = bool(active)
         except (ValueError, KeyError, TypeError):
             self.log("warning", "RTC memory held no usable schedule; starting afresh")
 
     def _save(self):
-        st = {"s": self.next_sample, "u": self.next_upload, "f": self.upload_failures,
+        st = {"s": self.next_sample, "u": self.next_upload, "f": self.upload_failures, "b": self.not_before,
               "d": self.dropped(), "r": [1 if r.active else 0 for r in self.rules]}
         self.rtc.save(json.dumps(st).encode())
 
@@ -195,6 +197,9 @@ class App:
             self._set_clock()
             self._progress()
             return 1000 * self.cfg.sample_s
+        if self.next_sample - now > self.cfg.sample_s * 1000:
+            # the clock was set back (NTP corrected a fast clock): sample on the new time, leave no gap
+            self.next_sample = now
         if now >= self.next_sample:
             self.sample(now)
             self.next_sample = _next(self.next_sample, now, self.cfg.sample_s * 1000)
@@ -217,8 +222,8 @@ class App:
             self.wdt.feed()
 
     def _backing_off(self, now):
-        a = self.agent
-        return a is not None and a.retry_at_ms is not None and now < a.retry_at_ms
+        """A watermark upload waits for the backoff too (it survives deep sleep in self.not_before)."""
+        return now < self.not_before
 
     def sample(self, now):
         """Read every sensor into one reading (spooled) and check the rules."""
@@ -315,9 +320,10 @@ class App:
         now = self.board.unix_ms()
         self._append(now, self.telemetry(now))
         period = self.cfg.upload_s * 1000
-        self.next_upload = _next(self.next_upload, now, period)
+        if now >= self.next_upload:  # an early upload (spool watermark) keeps the regular schedule
+            self.next_upload = _next(self.next_upload, now, period)
         if not self._network():
-            self._failed("Wi-Fi: %s" % self.wifi.last_error, None)
+            self._failed("Wi-Fi: %s" % self.wifi.last_error, self.next_upload)  # no watermark retries before it
             return
         if self.agent is None:
             self.agent = self._make_agent()
@@ -348,14 +354,17 @@ class App:
             self._failed(report.outcomes[-1].reason, retry)
             return
         self.uploads += 1
+        self.not_before = 0
         self.log("info", "upload %d: %d readings, %d events sent, %d queued" % (
             self.uploads, report.count("sent"), report.count("sent", "events"), self.readings.pending()))
 
     def _failed(self, reason, retry_at_ms):
         """Count a failed upload; the next one not before retry_at_ms (the agent's backoff)."""
         self.upload_failures += 1
-        if retry_at_ms is not None and retry_at_ms > self.next_upload:
-            self.next_upload = retry_at_ms
+        if retry_at_ms is not None:
+            self.not_before = retry_at_ms
+            if retry_at_ms > self.next_upload:
+                self.next_upload = retry_at_ms
         self.log("warning", "upload failed (%s); next in %d s" % (
             reason, (self.next_upload - self.board.unix_ms()) // 1000))
 

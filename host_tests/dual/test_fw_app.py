@@ -158,3 +158,48 @@ def test_deep_sleep_wakes_that_only_sample_are_not_crashes():
     assert power.run_main(app_main, board) is None  # never "SAFE MODE"
     assert len(wakes) == 6 and wakes[-1] - wakes[0] == 5 * 30000  # one upload, then five sample-only wakes
     assert power.CrashCounter(board.flash_dir).read()[0] == 1  # only the boot in progress is counted
+
+
+def test_a_clock_set_back_leaves_no_gap_in_the_readings():
+    # found by the soak: after NTP set a fast clock back by 2 h, sampling waited for the old schedule
+    board, cfg, cid, t = node({"upload_s": 3600})
+    a = appmod.App(board, cfg, log=lambda m: None)
+    run_for(a, t, 25000)
+    assert a.samples == 3
+    t.now -= 2 * 3600 * 1000  # the board's clock is corrected back by two hours
+    assert a.step() == 10000 and a.samples == 4  # sampled at once, then every sample_s again
+    a.close()
+
+
+def test_a_watermark_upload_keeps_the_regular_schedule():
+    # found by the soak: an upload for a full spool pushed the regular upload a period further each time
+    board, cfg, cid, t = node({"upload_s": 600, "spool": {"flush_every": 1, "watermark_bytes": 200}})
+    a = appmod.App(board, cfg, log=lambda m: None)
+    a.step()
+    regular = a.next_upload
+    assert a.uploads == 1 and regular == t.now + 600000
+    run_for(a, t, 300000)
+    assert a.uploads > 3 and a.next_upload == regular  # early uploads, schedule unchanged
+    a.close()
+    assert len(readings_of(cid, "t")) >= a.samples - 2
+
+
+def test_the_backoff_survives_deep_sleep():
+    # found by the soak: after each wake a full spool retried at once, whatever the hub had asked
+    state = sim.SimState()
+    board, cfg, cid, t = node({"mode": "deep-sleep", "sample_s": 30, "upload_s": 3600,
+                               "spool": {"flush_every": 1, "watermark_bytes": 100}}, state)
+    admin("POST", "/admin/faults", {"endpoint": "exchange", "status": 503, "retry_after": 600, "count": None})
+    try:
+        a = appmod.App(board, cfg, log=lambda m: None)
+        a.step()  # the first upload: the hub says 503, Retry-After 600
+        assert a.upload_failures == 1 and a.not_before >= t.now + 590000
+        dualtest.raises(Reset, a.wait, 30000)
+        for _ in range(5):  # five wakes with the spool above its watermark: none tries to upload
+            a2 = appmod.App(board.rebooted(), cfg, log=lambda m: None)
+            assert a2.not_before == a.not_before
+            a2.step()
+            assert a2.upload_failures == 1 and a2.uploads == 0
+            dualtest.raises(Reset, a2.wait, 30000)
+    finally:
+        admin("DELETE", "/admin/faults")
