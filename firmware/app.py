@@ -124,7 +124,7 @@ class App:
         self.readings = Spool(flash + SPOOL_DIR + "/ts", sp["max_bytes"], flush_every=sp["flush_every"],
                               flush_ms=flush_ms, ticks_ms=board.ticks_ms)
         self.events = Spool(flash + SPOOL_DIR + "/ev", max(4096, sp["max_bytes"] // 8),
-                            flush_every=1, ticks_ms=board.ticks_ms)
+                            flush_every=1, ticks_ms=board.ticks_ms, buf_bytes=64)
         self.sensors = [(s, sensors.build(s, board)) for s in cfg.sensors]
         self.model = items.DataModel(model_description(cfg))
         self.encoder = items.RecordEncoder(self.model)

@@ -17,8 +17,8 @@ from mindconnect.transport import Transport
 
 HOST_FIXTURES = ("mockhub_env",)
 MPY_DEVICE_FORM = "rom"
-# Measured minimum (117K passes, 116K fails onboarding) + 5 KB: a full run has longer tmp paths; the goal is
-# 96K. What is alive: docs/APP.md, "Memory".
+# Measured minimum (118K passes, 117K fails the first token answer; 117K passed on some runs) + 4 KB: a full
+# run has longer tmp paths; the goal is 96K. What is alive: docs/APP.md, "Memory".
 MPY_HEAPSIZE = "122K"
 
 

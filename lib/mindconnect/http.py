@@ -275,9 +275,8 @@ class HTTPClient:
         elif length is not None and length >= 0:
             if length > limit:
                 raise self._too_big(limit)
-            body = bytearray(length)
+            body = bytearray(length)  # kept as it is: a bytes copy would need the body's size twice
             self._exact(memoryview(body))
-            body = bytes(body)
         else:
             collected = bytearray()
 
@@ -286,7 +285,7 @@ class HTTPClient:
                     raise self._too_big(limit)
                 collected.extend(piece)
             self._body(length, collect)
-            body = bytes(collected)
+            body = collected
         if not keep or self._rpos != self._rend:  # closing, or more bytes than the response declared
             self.close()
         return Response(status, reason, headers, body)

@@ -37,15 +37,16 @@ def request_token(agent, ident):
     if ident.kid:
         from mindconnect import rsa
         secret = rsa.key_for(agent.store, ident.kid)
-    assertion = jwt.client_assertion(ident.client_id, ident.tenant, secret, now, jwt.uuid4(agent.rand))
+    form = _FORM_HEAD + jwt.client_assertion(ident.client_id, ident.tenant, secret, now, jwt.uuid4(agent.rand))
     secret = None
-    r = agent._call("POST", _AM + "/oauth/token", {"Content-Type": "application/x-www-form-urlencoded"},
-                    _FORM_HEAD + assertion)
+    r = agent._call("POST", _AM + "/oauth/token", {"Content-Type": "application/x-www-form-urlencoded"}, form)
+    form = None  # the heap of the signed form and of the answer's body goes to parsing and saving
     if r.status in (400, 401):
         return None
     if r.status != 200:
         raise agent._failure(r, "access token")
     doc = r.json()
+    r = None
     token = doc.get("access_token")
     if not isinstance(token, str) or not token:
         raise ProtocolError("the token endpoint sent no access_token")
