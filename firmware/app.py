@@ -139,7 +139,6 @@ class App:
         self.uploads = 0
         self.upload_failures = 0
         self.not_before = 0  # no upload attempt before this (the hub's or the agent's backoff; kept in RTC)
-        self.dropped_before = 0  # dropped readings counted before this boot (kept in RTC memory)
         self.healthy = False
         self.wifi = None
         if cfg.wifi:
@@ -170,7 +169,7 @@ class App:
         try:
             st = json.loads(raw)
             self.next_sample, self.next_upload = st["s"], st["u"]
-            self.upload_failures, self.dropped_before = st["f"], st["d"]
+            self.upload_failures = st["f"]
             self.not_before = st.get("b", 0)
             for rule, active in zip(self.rules, st["r"]):
                 rule.active = bool(active)
@@ -179,11 +178,12 @@ class App:
 
     def _save(self):
         st = {"s": self.next_sample, "u": self.next_upload, "f": self.upload_failures, "b": self.not_before,
-              "d": self.dropped(), "r": [1 if r.active else 0 for r in self.rules]}
+              "r": [1 if r.active else 0 for r in self.rules]}
         self.rtc.save(json.dumps(st).encode())
 
     def dropped(self):
-        return self.dropped_before + self.readings.dropped
+        """Readings dropped by the full spool since it was made (the spool keeps the count on flash)."""
+        return self.readings.dropped
 
     # -- work --------------------------------------------------------------------------------------
 

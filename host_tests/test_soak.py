@@ -17,7 +17,7 @@ SHORT = Scenario(days=30, cuts=100, seed=7, sample_s=1800, upload_s=10800, spool
 def test_thirty_days_and_a_hundred_power_cuts_keep_every_reading(tmp_path):
     mpyharness.require_micropython()
     mpyharness.ensure_built()
-    soak = Soak(SHORT, tmp_path / "soak", demo.HEAPSIZE)
+    soak = Soak(SHORT, tmp_path / "soak", demo.HEAPSIZE, trace_spool=True)  # node.log follows each record
     try:
         soak.run()
         r = soak.results()
@@ -28,6 +28,7 @@ def test_thirty_days_and_a_hundred_power_cuts_keep_every_reading(tmp_path):
         "\n\nnode log: " + str(tmp_path / "soak" / "node.log")
     assert r["taken"] >= 30 * 48 - 200  # sampling went on through outages, cuts and the clock jump
     assert r["delivered"] + r["overflow_lost"] + r["queued_at_end"] == r["taken"]
+    assert r["drop_cycles"] >= 1 and r["overflow_lost"] <= r["dropped_counted"]
     # tokens live 1 h, uploads are 3 h apart: nearly every upload that got through fetched one
     assert r["rotations"] >= 4 and r["tokens"] >= 120 and r["cuts"] == 100
 

@@ -208,6 +208,36 @@ def test_stale_batch_after_drop_is_refused():
     sp.close()
 
 
+def test_drop_count_survives_a_power_cut_and_old_cursor_files_still_open():
+    # The count is what the node reports as node_dropped: a power cut must not zero it (it is written
+    # with the cursor move that drops the records, in the same atomic rename).
+    path = _folder()
+    sp = Spool(path, max_bytes=1024, segment_bytes=512)
+    for i in range(40):
+        sp.append(_reading(i))
+    dropped = sp.dropped
+    assert dropped >= 1
+    del sp  # a power cut: no close()
+    sp = Spool(path, max_bytes=1024, segment_bytes=512)
+    assert sp.dropped == dropped
+    got = _drain(sp)
+    assert got[-1] == 39 and dropped + len(got) == 40
+    sp.close()
+    # a cursor file of the earlier 12-byte form (segment, offset, CRC): position kept, count from 0
+    import binascii
+    old = bytearray(dualtest.read_bytes(path + "/cur")[:12])  # segment, offset, count (then a CRC)
+    assert len(old) == 12 and old[8] == dropped
+    crc = binascii.crc32(bytes(old[:8])) & 0xFFFFFFFF
+    for k in range(4):
+        old[8 + k] = (crc >> (8 * k)) & 0xFF
+    dualtest.write_bytes(path + "/cur", bytes(old))
+    sp = Spool(path, max_bytes=1024, segment_bytes=512)
+    assert sp.dropped == 0 and sp.pending() == 0
+    sp.append(_reading(41))
+    assert _drain(sp) == [41]
+    sp.close()
+
+
 def _fill_segments(path, n, segment_bytes=512):
     sp = Spool(path, max_bytes=64 * 1024, segment_bytes=segment_bytes)
     for i in range(n):

@@ -12,8 +12,9 @@ flush policy (flush_every records and/or flush_ms since the first unflushed appe
 closed and a new one started; when the folder would exceed max_bytes the oldest segment is deleted and
 the unacknowledged records it held are counted in .dropped.
 
-The cursor (segment number, byte offset) says where unacknowledged data starts; it is written to a
-temporary file and renamed over the old one, so it is either the old or the new value after a power
+The cursor (segment number, byte offset) says where unacknowledged data starts; it also holds the count
+of records dropped by the full policy since the spool was made, so the count survives power cuts. It is
+written to a temporary file and renamed over the old one, so it is either the old or the new value after a power
 cut (littlefs and POSIX replace atomically on rename; FAT does not). A batch is read from the cursor and
 streamed as a JSON array; ack() moves the cursor past it and deletes consumed segments.
 
@@ -34,7 +35,8 @@ HEADER = const(6)
 _MAX_RECORD = const(65535)
 CURSOR = "cur"
 CURSOR_TMP = "cur.tmp"
-_CURSOR_LEN = const(12)
+_CURSOR_LEN = const(16)  # segment, offset, dropped, CRC-32 of the 12 bytes before it
+_OLD_CURSOR_LEN = const(12)  # segment, offset, CRC-32 (spools made before the drop count was kept)
 _READ_BUF = const(256)
 _COMMA = const(44)
 _OPEN = const(91)
@@ -123,7 +125,7 @@ class Spool:
         self._since = 0  # ticks of the first unflushed append
         self._pending = None  # unacknowledged records; counted on first use, then kept up to date
         self.unflushed = 0
-        self.dropped = 0
+        self.dropped = 0  # records dropped by the full policy, ever (kept in the cursor file)
         self.torn = 0
         self.flash_writes = 0
         self.bytes_written = 0
@@ -179,6 +181,9 @@ class Spool:
             if n > last:
                 last = n
         cur = self._read_cursor()
+        if cur is not None:
+            self.dropped = cur[2]
+            cur = (cur[0], cur[1])
         if first < 0:
             start = cur[0] if cur else 1
             self._first = self._active = start
@@ -229,7 +234,8 @@ class Spool:
             self._active = self._cursor[0]
 
     def _read_cursor(self):
-        """(segment, offset) from the cursor file, or None when it is missing or corrupt."""
+        """(segment, offset, dropped) from the cursor file, or None when it is missing or corrupt (the
+        drop count then starts again from 0: a count is only a report, the position is what matters)."""
         h = self._hdr
         try:
             with open(self.path + "/" + CURSOR, "rb") as f:
@@ -237,15 +243,20 @@ class Spool:
                 extra = f.read(1)
         except OSError:
             return None
-        if n != _CURSOR_LEN or extra or _crc(self._hmv[:8], 0) != _u32(h, 8):
+        if extra:
             return None
-        return (_u32(h, 0), _u32(h, 4))
+        if n == _OLD_CURSOR_LEN and _crc(self._hmv[:8], 0) == _u32(h, 8):
+            return (_u32(h, 0), _u32(h, 4), 0)
+        if n != _CURSOR_LEN or _crc(self._hmv[:12], 0) != _u32(h, 12):
+            return None
+        return (_u32(h, 0), _u32(h, 4), _u32(h, 8))
 
     def _write_cursor(self, cur):
         h = self._hdr
         _put_u32(h, 0, cur[0])
         _put_u32(h, 4, cur[1])
-        _put_u32(h, 8, _crc(self._hmv[:8], 0))
+        _put_u32(h, 8, self.dropped & 0xFFFFFFFF)
+        _put_u32(h, 12, _crc(self._hmv[:12], 0))
         tmp = self.path + "/" + CURSOR_TMP
         with open(tmp, "wb") as f:
             self._write(f, h)
@@ -423,13 +434,13 @@ class Spool:
                 with open(self._seg(first), "rb") as f:
                     lost = self._walk(f, off, size)[0]
             nxt = self._next(first)
+            self.dropped += lost
             if self._cursor[0] <= first:
-                self._write_cursor((nxt, 0))
+                self._write_cursor((nxt, 0))  # with the new drop count, before the records go
             if size >= 0:
                 os.remove(self._seg(first))
                 self._total -= size
             self._first = nxt
-            self.dropped += lost
             if self._pending is not None:
                 self._pending -= lost
 

@@ -3,6 +3,7 @@
     python -m tools.soak                       # the year: 365 days, 1,000 power cuts
     python -m tools.soak --days 30 --cuts 100  # shorter
     python -m tools.soak --no-benchmarks       # leave BENCHMARKS.md alone
+    python -m tools.soak --days 30 --seed 15 --trace-spool --no-benchmarks  # follow each record
 
 Work folder: build/soak/run (flash, hub state, node.log). Exit status 1 when an invariant is broken.
 """
@@ -36,9 +37,9 @@ def put_section(path, text):
     path.write_text(doc)
 
 
-def run_year(scenario, say=print):
+def run_year(scenario, say=print, trace_spool=False):
     """Run the scenario; returns (results, Markdown text, broken invariants)."""
-    soak = Soak(scenario, ROOT / "build" / "soak" / "run", demo.HEAPSIZE, say=say)
+    soak = Soak(scenario, ROOT / "build" / "soak" / "run", demo.HEAPSIZE, say=say, trace_spool=trace_spool)
     try:
         soak.run()
         results = soak.results()
@@ -53,11 +54,14 @@ def main(argv=None):
     ap.add_argument("--cuts", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-benchmarks", action="store_true", help="do not write the section into BENCHMARKS.md")
+    ap.add_argument("--trace-spool", action="store_true",
+                    help="write the readings spool as it is on flash (cursor, segments, each record's timestamp) "
+                         "into node.log after every wake cycle and at every power-on")
     args = ap.parse_args(argv)
     scenario = Scenario(days=args.days, cuts=args.cuts, seed=args.seed)
     print("soak: %s; the node runs under MicroPython -X heapsize=%s" % (scenario.describe(), demo.HEAPSIZE),
           flush=True)
-    _, text, broken = run_year(scenario, say=lambda s: print(s, flush=True))
+    _, text, broken = run_year(scenario, say=lambda s: print(s, flush=True), trace_spool=args.trace_spool)
     print(text)
     (ROOT / "build" / "soak" / "report.md").write_text(section(text))
     if not args.no_benchmarks:

@@ -7,6 +7,7 @@ data point and timestamp, with values checked against the simulated sensors' det
 The spool's drop counter (reported at each deep sleep) is what the overflow is held against.
 """
 
+import bisect
 import datetime
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 if str(ROOT / "lib") not in sys.path:  # firmware.boards.sim (the signals) imports mindconnect
     sys.path.insert(0, str(ROOT / "lib"))
 from firmware.boards.sim import Signals  # noqa: E402
+from tools.soak.timeline import DAY_MS  # noqa: E402
 
 VALUE_TOLERANCE = 1e-6  # the node rounds on the same double-precision formulas; allow for libm
 
@@ -41,6 +43,8 @@ class Ledger:
         self.cycles = 0
         self.power_ons = 0
         self.dropped = 0
+        self.drops = []  # (simulated ms of a wake cycle, records the spool dropped since the one before)
+        self._dropped_seen = 0  # the spool's drop count at the last deep sleep
         self.heap_max = 0
         self.heap_growth = 0  # largest rise of the heap live at deep sleep within one power-on
         self._heap_first = None
@@ -56,14 +60,19 @@ class Ledger:
     def sampled(self, instant):
         self._cycle.append(instant)
 
-    def cycle_done(self, live_heap, dropped):
+    def cycle_done(self, live_heap, dropped, now):
+        """A wake cycle reached its deep sleep at `now`; dropped is the spool's count (since it was made)."""
         for t in self._cycle:
             if t in self.taken or t in self.interrupted:
                 self.resampled += 1
             self.taken[t] = self.firmware
         self._cycle = []
         self.cycles += 1
-        self.dropped += dropped
+        new = dropped - self._dropped_seen  # the spool's count is kept on flash: it survives power cuts
+        self._dropped_seen = dropped
+        if new > 0:
+            self.dropped += new
+            self.drops.append((now, new))
         self.heap_max = max(self.heap_max, live_heap)
         if self._heap_first is None:
             self._heap_first = live_heap
@@ -107,6 +116,25 @@ class Ledger:
             return all((t, p) in copies for p, _, _ in self.points_of(fw))
 
         week = self.tl.week
+        # A full spool drops its oldest records (counted). A drop in a wake cycle at `d` can only take
+        # readings still queued then: taken after the newest one delivered before d, and before d (on
+        # the board's clock, which may run fast). The week-long outage is meant to overflow; failed
+        # uploads that add up to more than the spool holds (bursts, outages, cuts) can overflow too.
+        by_delivery = sorted((at, t) for t, at in first_at.items())
+        delivered_at = [at for at, _ in by_delivery]
+        newest_so_far = []
+        m = 0
+        for _, t in by_delivery:
+            m = max(m, t)
+            newest_so_far.append(m)
+        windows = []
+        for d, _ in self.drops:
+            i = bisect.bisect_left(delivered_at, d)
+            windows.append((newest_so_far[i - 1] if i else 0, d + self.tl.clock_error_at(d)))
+
+        def dropped_by_spool(t):
+            return any(a < t <= b for a, b in windows)
+
         lost, overflow_lost, queued, incomplete = [], [], [], 0
         for t, fw in self.taken.items():
             if delivered(t, fw):
@@ -115,10 +143,11 @@ class Ledger:
                 incomplete += 1  # part of a reading: never expected
             if t > newest:
                 queued.append(t)
-            elif week.start - self.upload_ms <= t < week.end:
+            elif dropped_by_spool(t):
                 overflow_lost.append(t)
             else:
                 lost.append(t)
+        in_week = [d for d, _ in self.drops if week.start <= d < week.end + DAY_MS]
         cut_lost = sum(1 for t, fw in self.interrupted.items() if t not in self.taken and not delivered(t, fw))
         twice = sum(1 for (t, p), n in copies.items() if p == "t" and n > 1)
         latency, worst = 0, None
@@ -132,7 +161,9 @@ class Ledger:
             "taken": len(self.taken), "interrupted": len(self.interrupted), "cut_lost": cut_lost,
             "delivered": sum(1 for t, fw in self.taken.items() if delivered(t, fw)),
             "delivered_twice": twice, "lost": len(lost), "lost_stamps": sorted(lost)[:10],
-            "overflow_lost": len(overflow_lost), "dropped_counted": self.dropped, "queued_at_end": len(queued),
+            "overflow_lost": len(overflow_lost), "week_overflowed": bool(in_week),
+            "drop_cycles": len(self.drops), "drop_cycles_outside_week": len(self.drops) - len(in_week),
+            "dropped_counted": self.dropped, "queued_at_end": len(queued),
             "incomplete": incomplete, "unknown": unknown, "bad_values": len(bad_values),
             "bad_value_examples": bad_values[:5], "resampled": self.resampled,
             "worst_delivery_after_outage_ms": int(latency),

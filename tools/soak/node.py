@@ -9,6 +9,7 @@ the length of the sleep, which the runner also applies to the mock hub. Lines to
     H                            hello; the runner answers with the time
     L <ms>                       a light sleep (Wi-Fi polling, safe-pin watch); answered with the time
     D <ms> <live heap> <dropped> a deep sleep: the wake cycle is over; answered with the time
+                                 (dropped: the readings spool's count since it was made)
     R <unix ms>                  a sensor was read at this board time (no answer)
 
 Answers (R): "<unix ms> <wifi 0|1> <board clock error ms>". The board's clock is the runner's time

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from tools.mockhub import MockHub
+from tools.soak import spooldump
 from tools.soak import timeline as tl
 from tools.soak.ledger import Ledger
 from tools.soak.link import NodeProcess, compile_node
@@ -51,12 +52,13 @@ class SoakError(Exception):
 
 
 class Soak:
-    def __init__(self, scenario, work_dir, heapsize, say=None):
+    def __init__(self, scenario, work_dir, heapsize, say=None, trace_spool=False):
         self.sc = scenario
         self.tl = tl.Timeline(scenario)
         self.dir = Path(work_dir)
         self.heapsize = heapsize
         self.say = say or (lambda s: None)
+        self.trace_spool = trace_spool
         self.now = self.tl.start
         self.firmware = 1
         self.ledger = Ledger(self.tl, sensor_points, scenario.upload_s * 1000)
@@ -70,6 +72,7 @@ class Soak:
         self._cycle_s = 0.05  # running average of a wake cycle's real duration
         self._cycle_start = None
         self._burst = 0
+        self._burst_faults = []  # injected and perhaps not used up yet; removed when the quiet end begins
         self._outage = None
         self._outage_fault = None
 
@@ -121,6 +124,7 @@ class Soak:
         self._cycle_start = None
         self.node = NodeProcess(self.flash, self.heapsize, self.dir / "node.log")
         self.node.note("%d power-on (firmware %d)" % (self.now, self.firmware))
+        self._trace("ON")
         self.ledger.power_on(self.firmware)
 
     def _serve(self):
@@ -165,8 +169,15 @@ class Soak:
         self.now += ms
         self._apply_faults()
 
+    def _trace(self, what):
+        """With trace_spool, the readings spool as it is on flash, into node.log (after each wake cycle
+        and at each power-on), so a reading that went missing can be followed record by record."""
+        if self.trace_spool:
+            self.node.note("%d %s %s" % (self.now, what, spooldump.dump(str(self.flash / "spool" / "ts"))))
+
     def _wake_cycle_done(self, sleep_ms, live_heap, dropped):
-        self.ledger.cycle_done(live_heap, dropped)
+        self._trace("D")
+        self.ledger.cycle_done(live_heap, dropped, self.now)
         t = time.monotonic()
         if self._cycle_start is not None:
             self._cycle_s = 0.95 * self._cycle_s + 0.05 * (t - self._cycle_start)
@@ -193,8 +204,15 @@ class Soak:
         bursts = self.tl.bursts
         while self._burst < len(bursts) and bursts[self._burst].at <= self.now:
             b = bursts[self._burst]
-            self.hub.fault(None, b.endpoint, status=b.status, count=b.count, retry_after=b.retry_after)
+            self._burst_faults.append(
+                self.hub.fault(None, b.endpoint, status=b.status, count=b.count, retry_after=b.retry_after))
             self._burst += 1
+        if self.now >= self.tl.quiet_from and self._burst_faults:
+            # a burst lasts a number of requests; one begun late would reach into the quiet end, where
+            # the node is to drain its spool (with uploads hours apart, 4 requests can span 12 h)
+            for f in self._burst_faults:
+                self.hub.remove_fault(f)
+            self._burst_faults = []
 
     def _maybe_cut(self):
         """Arm a power cut when one is due: SIGKILL after a random real delay within a few wake cycles,

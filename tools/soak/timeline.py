@@ -63,7 +63,7 @@ class Timeline:
         rnd = random.Random(sc.seed)
         self.start = start
         self.end = start + sc.days * DAY_MS
-        busy_end = self.end - QUIET_MS
+        busy_end = self.quiet_from = self.end - QUIET_MS
         week_day = max(1, int(sc.days * 0.3))
         ws = start + week_day * DAY_MS + rnd.randrange(DAY_MS)
         self.week = Outage(ws, ws + WEEK_MS, "network", week=True)
