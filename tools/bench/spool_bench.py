@@ -444,7 +444,7 @@ def run(out_dir):
              "|---|---:|---:|---:|---:|"] + rows
     lines += ["", "Writes count every write call reaching the file system (append buffer spills and flushes); "
               "syncs count file commits (each flush, each segment change). Acknowledging a batch costs one "
-              "more write and sync: the 12-byte cursor.", ""]
+              "more write and sync: the 16-byte cursor.", ""]
     import tempfile
     work = tempfile.mkdtemp(prefix="spoolcut")
     mpy_dir = Path(work) / "mpy"
