@@ -319,6 +319,9 @@ class App:
         """Telemetry into the spool, then model (when changed), readings and events to the hub."""
         now = self.board.unix_ms()
         self._append(now, self.telemetry(now))
+        # on flash before Wi-Fi, TLS and the token: a power cut in the longest part of a wake must not
+        # take the readings the flush policy still holds in RAM (one sync per upload)
+        self.readings.flush()
         period = self.cfg.upload_s * 1000
         if now >= self.next_upload:  # an early upload (spool watermark) keeps the regular schedule
             self.next_upload = _next(self.next_upload, now, period)

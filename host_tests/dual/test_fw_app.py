@@ -203,3 +203,23 @@ def test_the_backoff_survives_deep_sleep():
             dualtest.raises(Reset, a2.wait, 30000)
     finally:
         admin("DELETE", "/admin/faults")
+
+
+def test_the_readings_are_on_flash_before_an_upload_starts():
+    # found by the soak: a power cut during an upload (Wi-Fi, TLS, onboarding, token: the longest part
+    # of a wake) lost the wake's reading when the flush policy had not flushed it yet
+    from mindconnect.spool import Spool
+    board, cfg, cid, t = node({"spool": {"flush_every": 10, "flush_ms": 0}})
+    admin("POST", "/admin/faults", {"endpoint": "register", "status": 503, "count": None})
+    try:
+        a = appmod.App(board, cfg, log=lambda m: None)
+        a.step()  # a sample, then the first upload, which fails at onboarding
+        assert a.samples == 1 and a.upload_failures == 1 and a.uploads == 0
+        assert a.readings.unflushed == 0
+        # the power goes now: a spool opened afresh on the same flash finds the reading and the telemetry
+        sp = Spool(board.flash_dir.rstrip("/") + appmod.SPOOL_DIR + "/ts", cfg.spool["max_bytes"])
+        assert sp.pending() == 2
+        sp.close()
+    finally:
+        admin("DELETE", "/admin/faults")
+
