@@ -46,7 +46,8 @@ class Ledger:
         self.drops = []  # (simulated ms of a wake cycle, records the spool dropped since the one before)
         self._dropped_seen = 0  # the spool's drop count at the last deep sleep
         self.heap_max = 0
-        self.heap_growth = 0  # largest rise of the heap live at deep sleep within one power-on
+        self.heap_growth = 0  # largest rise of the heap live at deep sleep within one power-on, from its
+        # first cycle with the agent loaded (before it, a wake without Wi-Fi has not imported the agent yet)
         self._heap_first = None
 
     # -- fed by the runner ------------------------------------------------------------------------
@@ -60,7 +61,7 @@ class Ledger:
     def sampled(self, instant):
         self._cycle.append(instant)
 
-    def cycle_done(self, live_heap, dropped, now):
+    def cycle_done(self, live_heap, dropped, now, agent_loaded=True):
         """A wake cycle reached its deep sleep at `now`; dropped is the spool's count (since it was made)."""
         for t in self._cycle:
             if t in self.taken or t in self.interrupted:
@@ -74,9 +75,10 @@ class Ledger:
             self.dropped += new
             self.drops.append((now, new))
         self.heap_max = max(self.heap_max, live_heap)
-        if self._heap_first is None:
-            self._heap_first = live_heap
-        self.heap_growth = max(self.heap_growth, live_heap - self._heap_first)
+        if agent_loaded:
+            if self._heap_first is None:
+                self._heap_first = live_heap
+            self.heap_growth = max(self.heap_growth, live_heap - self._heap_first)
 
     def power_off(self):
         for t in self._cycle:

@@ -8,8 +8,10 @@ the length of the sleep, which the runner also applies to the mock hub. Lines to
 
     H                            hello; the runner answers with the time
     L <ms>                       a light sleep (Wi-Fi polling, safe-pin watch); answered with the time
-    D <ms> <live heap> <dropped> a deep sleep: the wake cycle is over; answered with the time
-                                 (dropped: the readings spool's count since it was made)
+    D <ms> <live heap> <dropped> <agent>
+                                 a deep sleep: the wake cycle is over; answered with the time
+                                 (dropped: the readings spool's count since it was made; agent: 1 once
+                                 mindconnect.agent is imported, which a wake without Wi-Fi has not done)
     R <unix ms>                  a sensor was read at this board time (no answer)
 
 Answers (R): "<unix ms> <wifi 0|1> <board clock error ms>". The board's clock is the runner's time
@@ -92,7 +94,7 @@ def board_class():
             LINK.app = None
             app = None
             gc.collect()
-            LINK.ask("D %d %d %d\n" % (max(ms, 1), gc.mem_alloc(), dropped))
+            LINK.ask("D %d %d %d %d\n" % (max(ms, 1), gc.mem_alloc(), dropped, "mindconnect.agent" in sys.modules))
             raise Reset("deepsleep")
 
     return SoakBoard

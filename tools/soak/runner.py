@@ -142,7 +142,7 @@ class Soak:
             self._advance(int(msg[1]))
             self._answer()
         elif kind == b"D":
-            self._wake_cycle_done(int(msg[1]), int(msg[2]), int(msg[3]))
+            self._wake_cycle_done(int(msg[1]), int(msg[2]), int(msg[3]), msg[4] == b"1")
         elif kind == b"X":
             raise SoakError("the node left the app (safe mode or a refused config):\n" + self.node.log_tail())
         else:
@@ -175,9 +175,9 @@ class Soak:
         if self.trace_spool:
             self.node.note("%d %s %s" % (self.now, what, spooldump.dump(str(self.flash / "spool" / "ts"))))
 
-    def _wake_cycle_done(self, sleep_ms, live_heap, dropped):
+    def _wake_cycle_done(self, sleep_ms, live_heap, dropped, agent_loaded):
         self._trace("D")
-        self.ledger.cycle_done(live_heap, dropped, self.now)
+        self.ledger.cycle_done(live_heap, dropped, self.now, agent_loaded)
         t = time.monotonic()
         if self._cycle_start is not None:
             self._cycle_s = 0.95 * self._cycle_s + 0.05 * (t - self._cycle_start)
