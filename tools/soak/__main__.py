@@ -26,6 +26,19 @@ def section(text):
     return "%s\n\nCommand: `%s`\n\n%s\n" % (SECTION, COMMAND, text)
 
 
+def stamp():
+    """The machine and the commit a run came from (its real time depends on both)."""
+    import subprocess
+
+    from tools.bench.util import machine_stamp
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=10).stdout.strip() or "unknown"
+    except OSError:
+        rev = "unknown"
+    return "Run on %s, at commit %s." % (machine_stamp(), rev)
+
+
 def put_section(path, text):
     """Replace the soak section of BENCHMARKS.md (up to the next "## "), or add it at the end."""
     doc = path.read_text() if path.exists() else "# Benchmarks\n"
@@ -62,6 +75,7 @@ def main(argv=None):
     print("soak: %s; the node runs under MicroPython -X heapsize=%s" % (scenario.describe(), demo.HEAPSIZE),
           flush=True)
     _, text, broken = run_year(scenario, say=lambda s: print(s, flush=True), trace_spool=args.trace_spool)
+    text = stamp() + "\n\n" + text
     print(text)
     (ROOT / "build" / "soak" / "report.md").write_text(section(text))
     if not args.no_benchmarks:
