@@ -106,7 +106,9 @@ class Soak:
         started = time.monotonic()
         try:
             self._start_node()
-            while self.now < self.tl.end or self._armed is not None:  # a cut in progress lands
+            # past the end, a cut in progress lands and those still due are made (cuts come one per
+            # wake cycle, so several due close together before the end can spill over it)
+            while self.now < self.tl.end or self._armed is not None or self.next_cut < len(self.tl.cuts):
                 self._serve()
         finally:
             self._disarm()
