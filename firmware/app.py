@@ -11,6 +11,7 @@ threshold rules' state and the counters, and an upload that failed waits for the
 Readings and events wait in two spools under <flash>/spool until the hub has taken them.
 """
 
+import gc
 import json
 
 from firmware import power, sensors
@@ -152,6 +153,9 @@ class App:
         self.next_sample = now
         self.next_upload = now  # the first cycle uploads at once: the data model goes up early
         self._restore()
+        # The garbage of building all this goes before the first sample: the spool files it opens stay
+        # low in the heap instead of above that garbage, where they would cut the room onboarding needs.
+        gc.collect()
 
     # -- logging -----------------------------------------------------------------------------------
 
@@ -326,12 +330,15 @@ class App:
             self._failed("Wi-Fi: %s" % self.wifi.last_error, self.next_upload)  # no watermark retries before it
             return
         if self.agent is None:
+            gc.collect()  # the agent's modules and Transport, then onboarding's TLS context: give them room
             self.agent = self._make_agent()
         a = self.agent
         try:
             if not self.model_synced:
                 if a.state == "new":
                     a.onboard()
+                if a.state == "ready":  # the key is spent (1-2 KB): its heap goes to the token and the model
+                    a.key = self.cfg.onboarding_key = None
                 a.sync_model(self.model, self._mappings())
                 self.model_synced = True
             report = a.exchange(timeseries=self.readings if self.readings.pending() else None,
