@@ -120,6 +120,10 @@ class App:
         self.store_dir = flash + STORE_DIR
         _mkdir(self.store_dir)
         _mkdir(flash + SPOOL_DIR)
+        # the data model first, then its garbage (the description, JSON, hashing) collected: the
+        # long-lived buffers below are made in one stretch instead of around that garbage's holes
+        self.model = items.DataModel(model_description(cfg))
+        gc.collect()
         sp = cfg.spool
         flush_ms = sp["flush_ms"] or None
         self.readings = Spool(flash + SPOOL_DIR + "/ts", sp["max_bytes"], flush_every=sp["flush_every"],
@@ -127,7 +131,6 @@ class App:
         self.events = Spool(flash + SPOOL_DIR + "/ev", max(4096, sp["max_bytes"] // 8),
                             flush_every=1, ticks_ms=board.ticks_ms, buf_bytes=64)
         self.sensors = [(s, sensors.build(s, board)) for s in cfg.sensors]
-        self.model = items.DataModel(model_description(cfg))
         self.encoder = items.RecordEncoder(self.model)
         self.rules = [Rule(r) for r in cfg.rules]
         if rand is None:
