@@ -126,8 +126,10 @@ class App:
         gc.collect()
         sp = cfg.spool
         flush_ms = sp["flush_ms"] or None
+        # flush_every 1 writes each record at once: a write buffer for several records would stay unused
         self.readings = Spool(flash + SPOOL_DIR + "/ts", sp["max_bytes"], flush_every=sp["flush_every"],
-                              flush_ms=flush_ms, ticks_ms=board.ticks_ms)
+                              flush_ms=flush_ms, ticks_ms=board.ticks_ms,
+                              buf_bytes=64 if sp["flush_every"] == 1 else 512)
         self.events = Spool(flash + SPOOL_DIR + "/ev", max(4096, sp["max_bytes"] // 8),
                             flush_every=1, ticks_ms=board.ticks_ms, buf_bytes=64)
         self.sensors = [(s, sensors.build(s, board)) for s in cfg.sensors]
