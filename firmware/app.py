@@ -347,6 +347,7 @@ class App:
                     a.onboard()
                 if a.state == "ready":  # the key is spent (1-2 KB): its heap goes to the token and the model
                     a.key = self.cfg.onboarding_key = None
+                gc.collect()  # the key and onboarding's leftovers, before the token request
                 a.sync_model(self.model, self._mappings())
                 self.model_synced = True
             report = a.exchange(timeseries=self.readings if self.readings.pending() else None,
