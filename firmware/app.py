@@ -11,6 +11,7 @@ threshold rules' state and the counters, and an upload that failed waits for the
 Readings and events wait in two spools under <flash>/spool until the hub has taken them.
 """
 
+import gc
 import json
 
 from firmware import power, sensors
@@ -119,14 +120,19 @@ class App:
         self.store_dir = flash + STORE_DIR
         _mkdir(self.store_dir)
         _mkdir(flash + SPOOL_DIR)
+        # the data model first, then its garbage (the description, JSON, hashing) collected: the
+        # long-lived buffers below are made in one stretch instead of around that garbage's holes
+        self.model = items.DataModel(model_description(cfg))
+        gc.collect()
         sp = cfg.spool
         flush_ms = sp["flush_ms"] or None
+        # flush_every 1 writes each record at once: a write buffer for several records would stay unused
         self.readings = Spool(flash + SPOOL_DIR + "/ts", sp["max_bytes"], flush_every=sp["flush_every"],
-                              flush_ms=flush_ms, ticks_ms=board.ticks_ms)
+                              flush_ms=flush_ms, ticks_ms=board.ticks_ms,
+                              buf_bytes=64 if sp["flush_every"] == 1 else 512)
         self.events = Spool(flash + SPOOL_DIR + "/ev", max(4096, sp["max_bytes"] // 8),
                             flush_every=1, ticks_ms=board.ticks_ms, buf_bytes=64)
         self.sensors = [(s, sensors.build(s, board)) for s in cfg.sensors]
-        self.model = items.DataModel(model_description(cfg))
         self.encoder = items.RecordEncoder(self.model)
         self.rules = [Rule(r) for r in cfg.rules]
         if rand is None:
@@ -152,6 +158,9 @@ class App:
         self.next_sample = now
         self.next_upload = now  # the first cycle uploads at once: the data model goes up early
         self._restore()
+        # The garbage of building all this goes before the first sample: the spool files it opens stay
+        # low in the heap instead of above that garbage, where they would cut the room onboarding needs.
+        gc.collect()
 
     # -- logging -----------------------------------------------------------------------------------
 
@@ -329,12 +338,19 @@ class App:
             self._failed("Wi-Fi: %s" % self.wifi.last_error, self.next_upload)  # no watermark retries before it
             return
         if self.agent is None:
+            # collected before and after: the agent's modules, then onboarding's TLS context and HTTP
+            # buffers each find the room the garbage before them left (measured: 2 KB less minimum each)
+            gc.collect()
             self.agent = self._make_agent()
+            gc.collect()
         a = self.agent
         try:
             if not self.model_synced:
                 if a.state == "new":
                     a.onboard()
+                if a.state == "ready":  # the key is spent (1-2 KB): its heap goes to the token and the model
+                    a.key = self.cfg.onboarding_key = None
+                gc.collect()  # the key and onboarding's leftovers, before the token request
                 a.sync_model(self.model, self._mappings())
                 self.model_synced = True
             report = a.exchange(timeseries=self.readings if self.readings.pending() else None,

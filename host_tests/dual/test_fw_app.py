@@ -94,6 +94,22 @@ def test_readings_events_telemetry_and_model_arrive():
     assert a.readings.pending() == 0 and a.events.pending() == 0
 
 
+def test_the_onboarding_key_is_forgotten_once_onboarded():
+    board, cfg, cid, t = node()
+    a = appmod.App(board, cfg, log=lambda m: None)
+    assert cfg.onboarding_key is not None
+    a.step()  # sample, onboard, model, first upload
+    assert a.uploads == 1 and a.agent.state == "ready"
+    assert cfg.onboarding_key is None and a.agent.key is None  # its heap is free for the token and data
+    a.close()
+    a2 = appmod.App(board, config.load(board.flash_dir), log=lambda m: None)  # the next boot: key on flash
+    t.now += 60000
+    a2.step()
+    assert a2.uploads == 1 and a2.upload_failures == 0 and a2.cfg.onboarding_key is None
+    a2.close()
+    assert len(readings_of(cid, "node_uptime")) == 2
+
+
 def test_an_outage_loses_no_reading_and_honours_the_backoff():
     board, cfg, cid, t = node()
     a = appmod.App(board, cfg, log=lambda m: None)
