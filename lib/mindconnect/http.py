@@ -17,9 +17,10 @@ errors.NetworkError from the stream (connect, timeout, reset; ConnectionClosed w
 up mid-response) and errors.ProtocolError for a malformed response or one over a limit.
 """
 
+import gc
 import json
 
-from mindconnect.compat import const
+from mindconnect.compat import MICROPYTHON, const
 from mindconnect.errors import ConfigError, ConnectionClosed, ProtocolError
 
 # const() with a leading underscore: inlined by the compiler, no name kept in RAM (see docs/AGENT.md, Memory)
@@ -283,6 +284,10 @@ class HTTPClient:
             def collect(piece):
                 if len(collected) + len(piece) > limit:
                     raise self._too_big(limit)
+                if MICROPYTHON:
+                    # the garbage of reading (line and slice objects) freed first, so that the body can
+                    # grow in place: moving it needs its old and new size at once, in one piece each
+                    gc.collect()
                 collected.extend(piece)
             self._body(length, collect)
             body = collected
