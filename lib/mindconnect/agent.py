@@ -12,13 +12,12 @@ State (agent.state): NEW (no identity yet), READY, NEEDS_KEY (every stored crede
 only a new onboarding key helps; nothing is sent until one is given).
 """
 
-import gc
 import json
 import sys
 
 from mindconnect import credentials, items, multipart
 from mindconnect.clock import Clock, parse_http_date
-from mindconnect.compat import const, urandom
+from mindconnect.compat import const, unload, urandom
 from mindconnect.errors import (
     AuthError,
     ConfigError,
@@ -163,7 +162,7 @@ class Agent:
         self.rotate_before_s = rotate_before_s
         self.timeout_ms = timeout_ms
         self.model = None
-        self.aside = items.AsideLog(self.store.folder + "/aside.log")
+        self._aside = None
         self.failures = 0
         self.retry_at_ms = None
         self.requests = 0
@@ -172,6 +171,13 @@ class Agent:
         self._token = None
         self._token_until = 0  # self._token is good until then (seconds, agent clock); 0: look on flash
         self._secret_exp = 0  # expiry of the secret self._token was issued for
+
+    @property
+    def aside(self):
+        """The items.AsideLog of this agent's store (made when first needed: rarely)."""
+        if self._aside is None:
+            self._aside = items.AsideLog(self.store.folder + "/aside.log")
+        return self._aside
 
     # -- plumbing ------------------------------------------------------------------------------------
 
@@ -190,8 +196,8 @@ class Agent:
     def _run(self, name, fn, *args):
         """fn(self, *args) from the on-demand module mindconnect.<name>, which is dropped afterwards
         (from sys.modules and the package) so its code leaves the heap until it is needed again."""
-        # jwt: only renew signs; rsa: only RSA_3072 agents load it (onboard, renew)
-        drop = tuple(n for n in (name, "jwt", "rsa") if n == name or "mindconnect." + n not in sys.modules)
+        # jwt: only renew signs; rsa: only RSA_3072 agents load it (onboard, renew); model: dsc's mappings
+        drop = tuple(n for n in (name, "jwt", "rsa", "model") if n == name or "mindconnect." + n not in sys.modules)
         mod = __import__("mindconnect." + name, None, None, (fn,))
         fn = getattr(mod, fn)
         mod = None
@@ -199,12 +205,7 @@ class Agent:
             return fn(self, *args)
         finally:
             fn = None
-            pkg = sys.modules.get("mindconnect")
-            for n in drop:
-                sys.modules.pop("mindconnect." + n, None)
-                if pkg is not None and hasattr(pkg, n):
-                    delattr(pkg, n)
-            gc.collect()
+            unload(*drop)
 
     def _client(self):
         if self._http is None:
