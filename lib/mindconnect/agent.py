@@ -168,9 +168,9 @@ class Agent:
         self.requests = 0
         self.rotations = 0
         self._http = None
-        self._token = None
-        self._token_until = 0  # self._token is good until then (seconds, agent clock); 0: look on flash
-        self._secret_exp = 0  # expiry of the secret self._token was issued for
+        self._bearer = None  # b"Bearer <access token>": the Authorization header's value
+        self._token_until = 0  # self._bearer is good until then (seconds, agent clock); 0: look on flash
+        self._secret_exp = 0  # expiry of the secret the token was issued for
 
     @property
     def aside(self):
@@ -267,30 +267,38 @@ class Agent:
         fail, enters NEEDS_KEY (persisted) and raises OnboardingRequired. Once found, the token and
         the time it must be replaced by are kept in RAM: later requests read no credential file.
         """
+        return self._bearer_for(force)[7:].decode()
+
+    def _bearer_for(self, force=False):
+        """authorize() as the Authorization header's value, b"Bearer <token>": kept, never copied per
+        request (the token is about 1 KB)."""
         now = self.clock.now()
         if not force and now < self._token_until and now < self._secret_exp - self.rotate_before_s:
-            return self._token
+            return self._bearer
         self._token_until = 0
         ids = self._identities()
         due = self._rotate_at(ids[0]) <= self.clock.now() and self.clock.is_set()
+        got = None
         if not (due or force or self.store.has_previous()):  # with a fallback kept, confirm the new secret
-            stored = self.store.token(ids[0].client_id)
-            if stored and self.clock.now() < stored[1] - _TOKEN_MARGIN_S:
-                self._keep(stored, ids[0])
-                return stored[0]
-        token = self._run("renew", "authorize", ids, due)
+            got = self.store.token(ids[0].client_id)
+            if got and self.clock.now() < got[1] - _TOKEN_MARGIN_S:
+                got = got + (ids[0].client_secret_expires_at,)
+            else:
+                got = None
+        if got is None:
+            got = self._run("renew", "authorize", ids, due)
         ids = None
-        ident = self.store.current()
-        stored = self.store.token(ident.client_id) if ident else None
-        if stored and stored[0] == token:
-            self._keep(stored, ident)
-        return token
+        self._keep(got)
+        return self._bearer
 
-    def _keep(self, stored, ident):
+    def _keep(self, got):
+        """Keep a token in RAM: got = (token, its expiry, the secret's expiry), seconds. Made after the
+        on-demand module that got it was dropped; kept as the header value it is sent as."""
         # rotate_before_s is read at each check (a caller may change it), the secret's expiry is kept
-        self._token = stored[0]
-        self._token_until = stored[1] - _TOKEN_MARGIN_S
-        self._secret_exp = ident.client_secret_expires_at or 1 << 62
+        self._bearer = None
+        self._token_until = got[1] - _TOKEN_MARGIN_S
+        self._secret_exp = got[2] or 1 << 62
+        self._bearer = b"Bearer " + got[0].encode()
 
     def _rotate_at(self, ident):
         """When ident's secret is due for rotation (seconds; far future when it does not expire)."""
@@ -300,11 +308,12 @@ class Agent:
     def _authed(self, method, path, headers=None, body=None):
         """A request with the access token; on 401 a new token and one retry."""
         h = dict(headers or {})
-        h["Authorization"] = "Bearer " + self.authorize()
+        h["Authorization"] = self._bearer_for()
         r = self._call(method, path, h, body)
         if r.status == 401:
             self.store.drop_token()
-            h["Authorization"] = "Bearer " + self.authorize(force=True)
+            h["Authorization"] = None
+            h["Authorization"] = self._bearer_for(True)
             r = self._call(method, path, h, body)
         return r
 
@@ -316,10 +325,15 @@ class Agent:
         self.model = model
         cid = self._identities()[0].client_id
         state = self.store.read(credentials.MODEL) or {}
-        maps = items.mappings_hash(cid, mappings) if mappings else None
+        maps = None
+        if mappings:
+            loaded = "mindconnect.model" in sys.modules
+            maps = items.mappings_hash(cid, mappings)
+            if not loaded:
+                unload("model")  # dsc loads it again when the mappings must be sent
         if state.get("dsc") == model.hash and maps in (None, state.get("maps")):
             return False
-        self.authorize()  # the token first: renew and dsc are never in the heap together
+        self._bearer_for()  # the token first: renew and dsc are never in the heap together
         return self._run("dsc", "sync_model", model, mappings, via_exchange)
 
     # -- exchange ------------------------------------------------------------------------------------
