@@ -12,20 +12,17 @@ State (agent.state): NEW (no identity yet), READY, NEEDS_KEY (every stored crede
 only a new onboarding key helps; nothing is sent until one is given).
 """
 
-import json
 import sys
 
 from mindconnect import credentials, items, multipart
-from mindconnect.clock import Clock, parse_http_date
+from mindconnect.clock import Clock
 from mindconnect.compat import const, unload, urandom
 from mindconnect.errors import (
     AuthError,
     ConfigError,
     MindConnectError,
     OnboardingRequired,
-    RateLimited,
     Rejected,
-    ServerError,
 )
 
 NEW = "new"
@@ -58,35 +55,6 @@ def split_url(url):
         host, p = hostport.rsplit(":", 1)
         port = int(p)
     return host, port, path
-
-
-def retry_after_s(headers, now_s):
-    """Seconds from Retry-After (delta seconds or an HTTP date), or None."""
-    v = headers.get("retry-after")
-    if not v:
-        return None
-    v = v.strip()
-    try:
-        return max(0, int(v))
-    except ValueError:
-        pass
-    try:
-        return max(0, parse_http_date(v) - now_s)
-    except ValueError:
-        return None
-
-
-def server_words(r):
-    """The hub's own explanation from an error body (short), or the reason phrase."""
-    try:
-        doc = json.loads(r.body)
-        if isinstance(doc, dict):
-            for k in ("message", "error_description", "error"):
-                if isinstance(doc.get(k), str) and doc[k]:
-                    return doc[k][:200]
-    except (ValueError, TypeError):
-        pass
-    return r.reason or ""
 
 
 class Outcome:
@@ -229,17 +197,9 @@ class Agent:
         return r
 
     def _failure(self, r, what):
-        """The error for an unexpected status (status codes are not exceptions in http.py)."""
-        words = server_words(r)
-        if r.status == 429:
-            return RateLimited("%s: the hub is rate limiting (429); try again later" % what, 429,
-                               retry_after_s(r.headers, self.clock.now()))
-        if r.status >= 500:
-            return ServerError("%s: the hub failed (%d %s); try again later" % (what, r.status, words), r.status,
-                               retry_after_s(r.headers, self.clock.now()))
-        if r.status == 401:
-            return AuthError("%s: not authorized (401) even with a new token" % what, 401)
-        return Rejected("%s refused (%d): %s" % (what, r.status, words), r.status)
+        """The error for an unexpected status (status codes are not exceptions in http.py); the code
+        that words it is in mindconnect.failure, loaded for it and dropped."""
+        return self._run("failure", "error_for", r, what)
 
     @property
     def state(self):
@@ -276,6 +236,7 @@ class Agent:
         if not force and now < self._token_until and now < self._secret_exp - self.rotate_before_s:
             return self._bearer
         self._token_until = 0
+        self._bearer = None  # its 1 KB is free for what finds the next token
         ids = self._identities()
         due = self._rotate_at(ids[0]) <= self.clock.now() and self.clock.is_set()
         got = None
