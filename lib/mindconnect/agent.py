@@ -12,6 +12,7 @@ State (agent.state): NEW (no identity yet), READY, NEEDS_KEY (every stored crede
 only a new onboarding key helps; nothing is sent until one is given).
 """
 
+import gc
 import sys
 
 from mindconnect import credentials, items, multipart
@@ -182,6 +183,7 @@ class Agent:
                 self._http = self.http_factory(host, port)
             else:
                 from mindconnect.http import HTTPClient
+                gc.collect()  # its 2 KB of buffers live as long as the agent: to the lowest free room
                 self._http = HTTPClient(self.connect, host, port, timeout_ms=self.timeout_ms)
         return self._http
 
