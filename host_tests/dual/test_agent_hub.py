@@ -109,7 +109,8 @@ class FakeHub:
         return r
 
     def _bearer(self, headers):
-        return (headers.get("Authorization") or "")[7:]
+        v = headers.get("Authorization") or ""  # the agent sends it as bytes (kept, not copied per request)
+        return (v.decode() if isinstance(v, bytes) else v)[7:]
 
     def _route(self, method, path, headers, data):
         if path == "/api/agentmanagement/v3/register":

@@ -13,20 +13,17 @@ only a new onboarding key helps; nothing is sent until one is given).
 """
 
 import gc
-import json
 import sys
 
 from mindconnect import credentials, items, multipart
-from mindconnect.clock import Clock, parse_http_date
-from mindconnect.compat import const, urandom
+from mindconnect.clock import Clock
+from mindconnect.compat import const, unload, urandom
 from mindconnect.errors import (
     AuthError,
     ConfigError,
     MindConnectError,
     OnboardingRequired,
-    RateLimited,
     Rejected,
-    ServerError,
 )
 
 NEW = "new"
@@ -59,35 +56,6 @@ def split_url(url):
         host, p = hostport.rsplit(":", 1)
         port = int(p)
     return host, port, path
-
-
-def retry_after_s(headers, now_s):
-    """Seconds from Retry-After (delta seconds or an HTTP date), or None."""
-    v = headers.get("retry-after")
-    if not v:
-        return None
-    v = v.strip()
-    try:
-        return max(0, int(v))
-    except ValueError:
-        pass
-    try:
-        return max(0, parse_http_date(v) - now_s)
-    except ValueError:
-        return None
-
-
-def server_words(r):
-    """The hub's own explanation from an error body (short), or the reason phrase."""
-    try:
-        doc = json.loads(r.body)
-        if isinstance(doc, dict):
-            for k in ("message", "error_description", "error"):
-                if isinstance(doc.get(k), str) and doc[k]:
-                    return doc[k][:200]
-    except (ValueError, TypeError):
-        pass
-    return r.reason or ""
 
 
 class Outcome:
@@ -163,15 +131,22 @@ class Agent:
         self.rotate_before_s = rotate_before_s
         self.timeout_ms = timeout_ms
         self.model = None
-        self.aside = items.AsideLog(self.store.folder + "/aside.log")
+        self._aside = None
         self.failures = 0
         self.retry_at_ms = None
         self.requests = 0
         self.rotations = 0
         self._http = None
-        self._token = None
-        self._token_until = 0  # self._token is good until then (seconds, agent clock); 0: look on flash
-        self._secret_exp = 0  # expiry of the secret self._token was issued for
+        self._bearer = None  # b"Bearer <access token>": the Authorization header's value
+        self._token_until = 0  # self._bearer is good until then (seconds, agent clock); 0: look on flash
+        self._secret_exp = 0  # expiry of the secret the token was issued for
+
+    @property
+    def aside(self):
+        """The items.AsideLog of this agent's store (made when first needed: rarely)."""
+        if self._aside is None:
+            self._aside = items.AsideLog(self.store.folder + "/aside.log")
+        return self._aside
 
     # -- plumbing ------------------------------------------------------------------------------------
 
@@ -190,8 +165,8 @@ class Agent:
     def _run(self, name, fn, *args):
         """fn(self, *args) from the on-demand module mindconnect.<name>, which is dropped afterwards
         (from sys.modules and the package) so its code leaves the heap until it is needed again."""
-        # jwt: only renew signs; rsa: only RSA_3072 agents load it (onboard, renew)
-        drop = tuple(n for n in (name, "jwt", "rsa") if n == name or "mindconnect." + n not in sys.modules)
+        # jwt: only renew signs; rsa: only RSA_3072 agents load it (onboard, renew); model: dsc's mappings
+        drop = tuple(n for n in (name, "jwt", "rsa", "model") if n == name or "mindconnect." + n not in sys.modules)
         mod = __import__("mindconnect." + name, None, None, (fn,))
         fn = getattr(mod, fn)
         mod = None
@@ -199,12 +174,7 @@ class Agent:
             return fn(self, *args)
         finally:
             fn = None
-            pkg = sys.modules.get("mindconnect")
-            for n in drop:
-                sys.modules.pop("mindconnect." + n, None)
-                if pkg is not None and hasattr(pkg, n):
-                    delattr(pkg, n)
-            gc.collect()
+            unload(*drop)
 
     def _client(self):
         if self._http is None:
@@ -213,6 +183,7 @@ class Agent:
                 self._http = self.http_factory(host, port)
             else:
                 from mindconnect.http import HTTPClient
+                gc.collect()  # its 2 KB of buffers live as long as the agent: to the lowest free room
                 self._http = HTTPClient(self.connect, host, port, timeout_ms=self.timeout_ms)
         return self._http
 
@@ -228,17 +199,9 @@ class Agent:
         return r
 
     def _failure(self, r, what):
-        """The error for an unexpected status (status codes are not exceptions in http.py)."""
-        words = server_words(r)
-        if r.status == 429:
-            return RateLimited("%s: the hub is rate limiting (429); try again later" % what, 429,
-                               retry_after_s(r.headers, self.clock.now()))
-        if r.status >= 500:
-            return ServerError("%s: the hub failed (%d %s); try again later" % (what, r.status, words), r.status,
-                               retry_after_s(r.headers, self.clock.now()))
-        if r.status == 401:
-            return AuthError("%s: not authorized (401) even with a new token" % what, 401)
-        return Rejected("%s refused (%d): %s" % (what, r.status, words), r.status)
+        """The error for an unexpected status (status codes are not exceptions in http.py); the code
+        that words it is in mindconnect.failure, loaded for it and dropped."""
+        return self._run("failure", "error_for", r, what)
 
     @property
     def state(self):
@@ -266,30 +229,39 @@ class Agent:
         fail, enters NEEDS_KEY (persisted) and raises OnboardingRequired. Once found, the token and
         the time it must be replaced by are kept in RAM: later requests read no credential file.
         """
+        return self._bearer_for(force)[7:].decode()
+
+    def _bearer_for(self, force=False):
+        """authorize() as the Authorization header's value, b"Bearer <token>": kept, never copied per
+        request (the token is about 1 KB)."""
         now = self.clock.now()
         if not force and now < self._token_until and now < self._secret_exp - self.rotate_before_s:
-            return self._token
+            return self._bearer
         self._token_until = 0
+        self._bearer = None  # its 1 KB is free for what finds the next token
         ids = self._identities()
         due = self._rotate_at(ids[0]) <= self.clock.now() and self.clock.is_set()
+        got = None
         if not (due or force or self.store.has_previous()):  # with a fallback kept, confirm the new secret
-            stored = self.store.token(ids[0].client_id)
-            if stored and self.clock.now() < stored[1] - _TOKEN_MARGIN_S:
-                self._keep(stored, ids[0])
-                return stored[0]
-        token = self._run("renew", "authorize", ids, due)
+            got = self.store.token(ids[0].client_id)
+            if got and self.clock.now() < got[1] - _TOKEN_MARGIN_S:
+                got = got + (ids[0].client_secret_expires_at,)
+            else:
+                got = None
+        if got is None:
+            got = self._run("renew", "authorize", ids, due)
         ids = None
-        ident = self.store.current()
-        stored = self.store.token(ident.client_id) if ident else None
-        if stored and stored[0] == token:
-            self._keep(stored, ident)
-        return token
+        self._keep(got)
+        return self._bearer
 
-    def _keep(self, stored, ident):
+    def _keep(self, got):
+        """Keep a token in RAM: got = (token, its expiry, the secret's expiry), seconds. Made after the
+        on-demand module that got it was dropped; kept as the header value it is sent as."""
         # rotate_before_s is read at each check (a caller may change it), the secret's expiry is kept
-        self._token = stored[0]
-        self._token_until = stored[1] - _TOKEN_MARGIN_S
-        self._secret_exp = ident.client_secret_expires_at or 1 << 62
+        self._bearer = None
+        self._token_until = got[1] - _TOKEN_MARGIN_S
+        self._secret_exp = got[2] or 1 << 62
+        self._bearer = b"Bearer " + got[0].encode()
 
     def _rotate_at(self, ident):
         """When ident's secret is due for rotation (seconds; far future when it does not expire)."""
@@ -299,11 +271,12 @@ class Agent:
     def _authed(self, method, path, headers=None, body=None):
         """A request with the access token; on 401 a new token and one retry."""
         h = dict(headers or {})
-        h["Authorization"] = "Bearer " + self.authorize()
+        h["Authorization"] = self._bearer_for()
         r = self._call(method, path, h, body)
         if r.status == 401:
             self.store.drop_token()
-            h["Authorization"] = "Bearer " + self.authorize(force=True)
+            h["Authorization"] = None
+            h["Authorization"] = self._bearer_for(True)
             r = self._call(method, path, h, body)
         return r
 
@@ -315,10 +288,15 @@ class Agent:
         self.model = model
         cid = self._identities()[0].client_id
         state = self.store.read(credentials.MODEL) or {}
-        maps = items.mappings_hash(cid, mappings) if mappings else None
+        maps = None
+        if mappings:
+            loaded = "mindconnect.model" in sys.modules
+            maps = items.mappings_hash(cid, mappings)
+            if not loaded:
+                unload("model")  # dsc loads it again when the mappings must be sent
         if state.get("dsc") == model.hash and maps in (None, state.get("maps")):
             return False
-        self.authorize()  # the token first: renew and dsc are never in the heap together
+        self._bearer_for()  # the token first: renew and dsc are never in the heap together
         return self._run("dsc", "sync_model", model, mappings, via_exchange)
 
     # -- exchange ------------------------------------------------------------------------------------

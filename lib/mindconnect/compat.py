@@ -1,5 +1,6 @@
 """Runtime differences in one place: the only module that asks which runtime it is."""
 
+import gc
 import os
 import sys
 import time
@@ -78,3 +79,14 @@ def fsync_file(f):
     f.flush()
     if not MICROPYTHON:
         os.fsync(f.fileno())
+
+
+def unload(*names):
+    """Forget the on-demand modules mindconnect.<name> (sys.modules and the package's attribute), then
+    collect: their code, names' objects and constants leave the heap until they are imported again."""
+    pkg = sys.modules.get("mindconnect")
+    for n in names:
+        sys.modules.pop("mindconnect." + n, None)
+        if pkg is not None and hasattr(pkg, n):
+            delattr(pkg, n)
+    gc.collect()

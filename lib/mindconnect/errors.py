@@ -26,9 +26,6 @@ class MindConnectError(Exception):
         self.message = message
         self.status = status
 
-    def __str__(self):
-        return self.message
-
 
 class NetworkError(MindConnectError):
     retryable = True

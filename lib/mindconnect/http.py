@@ -17,9 +17,10 @@ errors.NetworkError from the stream (connect, timeout, reset; ConnectionClosed w
 up mid-response) and errors.ProtocolError for a malformed response or one over a limit.
 """
 
+import gc
 import json
 
-from mindconnect.compat import const
+from mindconnect.compat import MICROPYTHON, const
 from mindconnect.errors import ConfigError, ConnectionClosed, ProtocolError
 
 # const() with a leading underscore: inlined by the compiler, no name kept in RAM (see docs/AGENT.md, Memory)
@@ -56,8 +57,12 @@ class Response:
 
 
 def _check_token(text, what):
-    """Refuse request-line and header text that would break the framing (CR, LF)."""
-    if "\r" in text or "\n" in text:
+    """Refuse request-line and header text (str or bytes) that would break the framing (CR, LF)."""
+    if isinstance(text, str):
+        bad = "\r" in text or "\n" in text
+    else:
+        bad = 13 in text or 10 in text
+    if bad:
         raise ConfigError("%s contains a line break" % what)
 
 
@@ -98,8 +103,8 @@ class HTTPClient:
     def request(self, method, path, headers=None, body=None, sink=None, max_body=None):
         """Send one request and read its whole response; returns a Response.
 
-        headers: (name, value) pairs or a dict; Host, Content-Length and Content-Type (from
-        body.content_type) are added unless given. body: bytes, str, or an object with .length,
+        headers: (name, value) pairs or a dict (values str, bytes or numbers); Host, Content-Length and
+        Content-Type (from body.content_type) are added unless given. body: bytes, str, or an object with .length,
         .write_to(write) and optionally .content_type. sink: a callable given the response body in
         pieces (memoryviews valid only during the call); then .body is None and max_body does not apply.
         """
@@ -149,7 +154,7 @@ class HTTPClient:
         agent = bool(self.user_agent)
         for name, value in _pairs(headers):
             _check_token(name, "a header name")
-            if isinstance(value, str):
+            if isinstance(value, (str, bytes)):
                 _check_token(value, "header " + name)  # the value is not shown: it can be a secret
             name = name.lower()
             if name == "host":
@@ -176,7 +181,10 @@ class HTTPClient:
         for name, value in _pairs(headers):
             w(name.encode())
             w(b": ")
-            w(value.encode() if isinstance(value, str) else str(value).encode())
+            if isinstance(value, bytes):  # as it is: an Authorization value is kept as bytes (1 KB)
+                w(value)
+            else:
+                w(value.encode() if isinstance(value, str) else str(value).encode())
             w(b"\r\n")
         if agent:
             w(b"User-Agent: ")
@@ -283,6 +291,10 @@ class HTTPClient:
             def collect(piece):
                 if len(collected) + len(piece) > limit:
                     raise self._too_big(limit)
+                if MICROPYTHON:
+                    # the garbage of reading (line and slice objects) freed first, so that the body can
+                    # grow in place: moving it needs its old and new size at once, in one piece each
+                    gc.collect()
                 collected.extend(piece)
             self._body(length, collect)
             body = collected

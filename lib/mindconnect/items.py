@@ -8,21 +8,56 @@
 
 A reading is (timestamp_ms, values) with values a sequence of (data_point_id, value) or
 (data_point_id, value, quality_code); timestamps are integer milliseconds since 1970 UTC.
+
+Only what a wake cycle needs lives here. The rest is in modules loaded when asked for, so that its code
+and messages are not in the heap on every cycle: the data model's rules and mapping bodies in
+mindconnect.model (loaded for a DataModel and dropped after), ReadingStage, AsideLog, FileBatch and
+reading_text in mindconnect.stage (items.<name> loads it).
 """
 
-import binascii
-import hashlib
-import os
+import sys
 
 from mindconnect import jsonw, multipart
 from mindconnect.clock import civil_from_days, iso8601, parse_iso8601
-from mindconnect.compat import fsync_file, json_str
+from mindconnect.compat import json_str, unload
 from mindconnect.errors import ConfigError
 
-TYPES = ("INT", "LONG", "DOUBLE", "BOOLEAN", "STRING", "BIG_STRING", "TIMESTAMP")
 _INT_LIMIT = 1 << 31
 _LONG_LIMIT = 1 << 63
 RECORD_MAX = 1024  # bytes of one encoded reading
+_STAGE = ("ReadingStage", "AsideLog", "FileBatch", "reading_text")
+_MODEL = ("mapping_body", "mappings_hash", "TYPES")
+
+
+def __getattr__(name):
+    """The names that live in the on-demand modules (see above), loaded on first use."""
+    if name in _STAGE:
+        from mindconnect import stage
+        return getattr(stage, name)
+    if name in _MODEL:
+        from mindconnect import model
+        return getattr(model, name)
+    raise AttributeError(name)
+
+
+class DataModel:
+    """A data source configuration built from a description (dict as in PROTOCOL.md Part B §4).
+
+    .config_id, .body (canonical compact JSON, bytes), .hash (hex of its SHA-256) and
+    .points {data point id: (type, id as a JSON string literal in bytes)} for validating readings.
+    ConfigError names the place of the first thing wrong. The rules are in mindconnect.model, loaded
+    for the check and dropped after.
+    """
+
+    def __init__(self, description):
+        loaded = "mindconnect.model" in sys.modules
+        from mindconnect import model
+        try:
+            model.build(self, description)
+        finally:
+            model = None
+            if not loaded:
+                unload("model")
 
 
 class InvalidReading(ConfigError):
@@ -32,80 +67,6 @@ class InvalidReading(ConfigError):
         super().__init__("data point %s: %s" % (point, reason))
         self.point = point
         self.reason = reason
-
-
-def _need_str(d, key, where, limit):
-    v = d.get(key)
-    if not isinstance(v, str) or not v or len(v) > limit:
-        raise ConfigError("%s: '%s' must be a non-empty string of at most %d characters" % (where, key, limit))
-    return v
-
-
-class DataModel:
-    """A data source configuration built from a description (dict as in PROTOCOL.md Part B §4).
-
-    .config_id, .body (canonical compact JSON, bytes), .hash (hex of its SHA-256) and
-    .points {data point id: (type, id as a JSON string literal in bytes)} for validating readings.
-    """
-
-    def __init__(self, description):
-        self.config_id = _need_str(description, "configurationId", "data model", 36)
-        sources = description.get("dataSources")
-        if not isinstance(sources, (list, tuple)) or not sources:
-            raise ConfigError("data model: 'dataSources' must be a non-empty list")
-        self.points = {}
-        out = []
-        for src in sources:
-            name = _need_str(src, "name", "data source", 64)
-            dps = []
-            for dp in src.get("dataPoints") or ():
-                dp_id = _need_str(dp, "id", "data point in " + name, 36)
-                where = "data point " + dp_id
-                dp_type = dp.get("type")
-                if dp_type not in TYPES:
-                    raise ConfigError("%s: type must be one of %s" % (where, ", ".join(TYPES)))
-                unit = dp.get("unit", "")
-                if not isinstance(unit, str) or len(unit) > 32:
-                    raise ConfigError(where + ": 'unit' must be a string of at most 32 characters")
-                if dp_id in self.points:
-                    raise ConfigError(where + ": the id is used twice; data point ids must be unique")
-                self.points[dp_id] = (dp_type, json_str(dp_id).encode())
-                pairs = [("id", dp_id), ("name", _need_str(dp, "name", where, 64))]
-                if dp.get("description"):
-                    pairs.append(("description", dp["description"]))
-                pairs.append(("type", dp_type))
-                pairs.append(("unit", unit))
-                dps.append(jsonw.Obj(*pairs))
-            if not dps:
-                raise ConfigError("data source %s: it needs at least one data point" % name)
-            pairs = [("name", name)]
-            if src.get("description"):
-                pairs.append(("description", src["description"]))
-            pairs.append(("dataPoints", dps))
-            out.append(jsonw.Obj(*pairs))
-        self.body = jsonw.dumpb(jsonw.Obj(("configurationId", self.config_id), ("dataSources", out)))
-        self.hash = binascii.hexlify(hashlib.sha256(self.body).digest()).decode()
-
-
-def mapping_body(agent_id, m, keep_default=True):
-    """The POST body of a data point mapping (bytes), keys in the documented order."""
-    where = "mapping of " + str(m.get("dataPointId"))
-    keep = m.get("keepMapping", keep_default)
-    return jsonw.dumpb(jsonw.Obj(
-        ("agentId", agent_id),
-        ("dataPointId", _need_str(m, "dataPointId", where, 36)),
-        ("entityId", _need_str(m, "entityId", where, 64)),
-        ("propertySetName", _need_str(m, "propertySetName", where, 128)),
-        ("propertyName", _need_str(m, "propertyName", where, 128)),
-        ("keepMapping", bool(keep)),
-    ))
-
-
-def mappings_hash(agent_id, mappings):
-    h = hashlib.sha256()
-    for m in mappings:
-        h.update(mapping_body(agent_id, m))
-    return binascii.hexlify(h.digest()).decode()
 
 
 # -- readings ------------------------------------------------------------------------------------
@@ -251,133 +212,6 @@ class RecordEncoder:
             raise InvalidReading("(none)", "a reading needs at least one value")
         self._put(_TAIL)
         return self.mv[:self.pos]
-
-
-def reading_text(timestamp_ms, values):
-    """A JSON rendering of a raw reading, for the aside log (not for the wire)."""
-    try:
-        return jsonw.dumpb([timestamp_ms, [list(v) for v in values]])
-    except (TypeError, ValueError):
-        return repr((timestamp_ms, values)).encode()
-
-
-class AsideLog:
-    """Append-only file of what was set aside: one line per entry, `{"kind","reason"} payload`.
-
-    Nothing set aside is lost: the firmware or a person can inspect and resend it.
-    """
-
-    def __init__(self, path):
-        self.path = path
-        self.count = 0
-
-    def add(self, kind, reason, payload=b"", source=None):
-        """Keep payload (bytes) or source (an object with write_to) with the reason."""
-        with open(self.path, "ab") as f:
-            f.write(jsonw.dumpb(jsonw.Obj(("kind", kind), ("reason", reason))))
-            f.write(b" ")
-            if source is not None:
-                source.write_to(f.write)
-            else:
-                f.write(payload)
-            f.write(b"\n")
-            fsync_file(f)
-        self.count += 1
-
-
-class FileBatch:
-    """Records staged in a file (comma-separated), written as a JSON array: a time series payload."""
-
-    def __init__(self, path, length, count):
-        self.path = path
-        self.count = count
-        self.length = length + 2 if count else 0
-        self.body = multipart.FileSource(path) if count else None
-
-    def write_to(self, write):
-        write(b"[")
-        self.body.write_to(write)
-        write(b"]")
-
-
-class ReadingStage:
-    """Readings from an iterator, checked and encoded into a staging file on flash, given out in batches.
-
-    A batch is only removed by ack() (after the hub said 200); what was staged and not acknowledged
-    is sent first by the next ReadingStage on the same path, so a failed upload loses nothing even
-    though the iterator cannot be rewound. Invalid readings go to the aside log with the reason.
-    """
-
-    def __init__(self, path, encoder, readings, aside):
-        self.path = path
-        self.encoder = encoder
-        self.readings = iter(readings) if readings is not None else iter(())
-        self.aside = aside
-        self.invalid = 0
-        self.exhausted = False
-        self._held = None  # a reading taken from the iterator that did not fit the last batch
-
-    def _staged(self):
-        try:
-            size = os.stat(self.path)[6]
-        except OSError:
-            return 0, 0
-        if size == 0:
-            return 0, 0
-        with open(self.path + ".n", "rb") as f:
-            count = int(f.read() or b"0")
-        return size, count
-
-    def batch(self, max_bytes):
-        """A FileBatch of at most max_bytes (payload length); count 0 when nothing is left."""
-        size, count = self._staged()
-        if count:
-            if size + 2 > max_bytes:
-                raise ConfigError("%d bytes of readings are staged in %s, over the %d allowed now; "
-                                  "raise the body limit to send them" % (size, self.path, max_bytes))
-            return FileBatch(self.path, size, count)
-        size = 0
-        with open(self.path, "wb") as f:
-            while True:
-                reading = self._held
-                self._held = None
-                if reading is None:
-                    try:
-                        reading = next(self.readings)
-                    except StopIteration:
-                        self.exhausted = True
-                        break
-                try:
-                    rec = self.encoder.encode(reading[0], reading[1])
-                except InvalidReading as e:
-                    self.invalid += 1
-                    self.aside.add("reading", e.message, reading_text(reading[0], reading[1]))
-                    continue
-                if size + len(rec) + (1 if count else 0) + 2 > max_bytes:
-                    if not count:
-                        raise ConfigError("one reading (%d bytes) does not fit in %d bytes" % (len(rec), max_bytes))
-                    self._held = reading
-                    break
-                if count:
-                    f.write(b",")
-                    size += 1
-                f.write(rec)
-                size += len(rec)
-                count += 1
-            fsync_file(f)
-        with open(self.path + ".n", "wb") as f:
-            f.write(str(count).encode())
-            fsync_file(f)
-        return FileBatch(self.path, size, count)
-
-    def ack(self, batch):
-        """The hub took the batch: empty the stage."""
-        with open(self.path + ".n", "wb") as f:
-            f.write(b"0")
-            fsync_file(f)
-
-    def pending(self):
-        return self._staged()[1] > 0 or self._held is not None or not self.exhausted
 
 
 # -- exchange items ------------------------------------------------------------------------------

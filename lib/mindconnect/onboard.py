@@ -89,5 +89,5 @@ def onboard(agent):
     store.drop_token()
     store.remove(credentials.MODEL)
     store.clear_needs_key()
-    agent._token = None
+    agent._bearer = None
     return True

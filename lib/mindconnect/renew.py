@@ -28,7 +28,7 @@ def _ensure_time(agent):
 
 
 def request_token(agent, ident):
-    """An access token for ident (saved with its expiry), or None when the hub refused the secret."""
+    """(access token, expiry in seconds) for ident, saved; None when the hub refused the secret."""
     _ensure_time(agent)
     now = agent.clock.now()
     from mindconnect import jwt  # here, not at the top: a rotation's first TLS connection needs the heap
@@ -50,8 +50,10 @@ def request_token(agent, ident):
     token = doc.get("access_token")
     if not isinstance(token, str) or not token:
         raise ProtocolError("the token endpoint sent no access_token")
-    agent.store.save_token(ident.client_id, token, now + int(doc.get("expires_in") or 3600))
-    return token
+    expires_at = now + int(doc.get("expires_in") or 3600)
+    doc = None
+    agent.store.save_token(ident.client_id, token, expires_at)
+    return token, expires_at
 
 
 def rotate(agent, ident):
@@ -90,30 +92,30 @@ def rotate(agent, ident):
     return new
 
 
-def _confirmed(agent, ident, token):
-    """A token was obtained with ident, the current identity: the fallback is no longer needed."""
+def _confirmed(agent, ident, got):
+    """A token was obtained with ident, the current identity: the fallback is no longer needed.
+    Returns (token, its expiry, the secret's expiry) for agent._keep: nothing is read back from flash."""
     if agent.store.has_previous():
         agent._mark("rotate:after_token")
         agent.store.drop_previous()
     if ident.kid:
         from mindconnect import rsa
         rsa.promote(agent.store, ident.kid)
-    agent._token = token
-    return token
+    return got + (ident.client_secret_expires_at,)
 
 
 def _rotated_token(agent, ident):
     new = rotate(agent, ident)
     if new is not None:
-        token = request_token(agent, new)
-        if token:
-            return _confirmed(agent, new, token)
+        got = request_token(agent, new)
+        if got:
+            return _confirmed(agent, new, got)
     return None
 
 
 def authorize(agent, ids, rotation_due):
     """Agent.authorize without a usable stored token: rotate when due (or an RSA rotation was cut short),
-    else request; recover on refusal.
+    else request; recover on refusal. Returns what agent._keep takes: (token, expiry, secret's expiry).
 
     When the secret is refused: the previous identity, then the gateway's time if the clocks differ,
     then rotation with any stored registration access token; when all fail, NEEDS_KEY (persisted)
@@ -130,11 +132,11 @@ def authorize(agent, ids, rotation_due):
         ids = agent.store.identities()
     for attempt in (0, 1):
         for i, ident in enumerate(ids):
-            token = request_token(agent, ident)
-            if token:
+            got = request_token(agent, ident)
+            if got:
                 if i:  # the newer secret is refused, an older one works: go back to it
                     agent.store.save_current(ident)
-                return _confirmed(agent, ident, token)
+                return _confirmed(agent, ident, got)
         skew = agent.clock.last_skew_s
         if attempt or skew is None or -60 <= skew <= 60:
             break
@@ -148,6 +150,6 @@ def authorize(agent, ids, rotation_due):
     reason = "every stored credential was refused"
     cur = agent.store.current()
     agent.store.set_needs_key(reason, cur.key_fp if cur else None)
-    agent._token = None
+    agent._bearer = None
     agent._warn(reason)
     raise OnboardingRequired("%s: %s" % (reason, NEW_KEY))

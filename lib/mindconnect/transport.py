@@ -1,6 +1,7 @@
 """TCP connections with verified TLS, directly or through an HTTP CONNECT proxy.
 
-The only module that touches socket, ssl and tls. Transport(...).connect is the stream factory that
+The only module that touches socket, ssl and tls (mindconnect.proxy, loaded for a proxy only, speaks
+CONNECT over its Stream). Transport(...).connect is the stream factory that
 http.HTTPClient takes: connect(host, port, timeout_ms) -> Stream with write, readinto and close.
 Every socket and TLS failure comes out as errors.NetworkError, errors.TLSError (certificate, host
 name or handshake) or errors.ConnectionClosed (reset or closed by the peer).
@@ -21,7 +22,7 @@ the code (ESP32 uses the same extmod tls module):
 - Plain sockets have readinto but no recv_into; CPython sockets have recv_into but no readinto.
 """
 
-import binascii
+import gc
 import socket
 from errno import EAGAIN, ECONNABORTED, ECONNREFUSED, ECONNRESET, ENOTCONN, ETIMEDOUT
 
@@ -30,7 +31,6 @@ from mindconnect.errors import ConfigError, ConnectionClosed, NetworkError, TLSE
 
 _EPIPE = const(32)  # missing from MicroPython's errno module; 32 on Linux and in ESP-IDF's newlib alike
 _CLOSED_ERRNOS = (ECONNRESET, _EPIPE, ECONNABORTED, ENOTCONN)
-_PROXY_REPLY_MAX = const(1024)
 
 
 def _is_timeout(e):
@@ -154,13 +154,23 @@ class Transport:
         self.connects = 0
         self.handshakes = 0
         self._ctx = None
+        if tls:
+            # The context (3 KB in one piece on MicroPython) lives as long as the transport: made here,
+            # after a collection, it takes the lowest free room, not a place above the garbage of what
+            # ran before, where it would split the heap for good (backlog test: 87K -> 82K).
+            gc.collect()
+            try:
+                self._ctx = _tls_context(ca_der)
+            except (OSError, ValueError):
+                self._ctx = None  # a CA that does not load: connect() tries again and raises TLSError
 
     def connect(self, host, port, timeout_ms):
         where = "%s:%d" % (host, port)
         if self.proxy:
             sock = self._tcp(self.proxy[0], self.proxy[1], timeout_ms)
             try:
-                self._tunnel(sock, host, port, timeout_ms)
+                from mindconnect.proxy import tunnel
+                tunnel(sock, host, port, timeout_ms, self.proxy)
                 sock.settimeout(timeout_ms / 1000)  # blocking again for the handshake (Stream made it not)
             except BaseException:
                 sock.close()
@@ -199,51 +209,3 @@ class Transport:
             raise NetworkError("cannot connect to %s: %s" % (where, e)) from None
         self.connects += 1
         return sock
-
-    def _tunnel(self, sock, host, port, timeout_ms):
-        """Ask the proxy on sock for a tunnel to host:port (HTTP CONNECT); raise unless it says 2xx."""
-        proxy = "%s:%d" % (self.proxy[0], self.proxy[1])
-        target = "%s:%d" % (host, port)
-        req = "CONNECT %s HTTP/1.1\r\nHost: %s\r\n" % (target, target)
-        if len(self.proxy) == 4:
-            cred = ("%s:%s" % (self.proxy[2], self.proxy[3])).encode()
-            req += "Proxy-Authorization: Basic %s\r\n" % binascii.b2a_base64(cred).strip().decode()
-        stream = Stream(sock, "proxy " + proxy, timeout_ms)
-        stream.write((req + "\r\n").encode())
-        reply = self._proxy_reply(stream, proxy)
-        parts = reply.split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
-            raise NetworkError("proxy %s gave no HTTP answer to CONNECT: check the proxy address" % proxy)
-        status = int(parts[1])
-        if not 200 <= status < 300:
-            reason = parts[2].decode() if len(parts) > 2 else ""
-            hint = ": check the proxy user and password" if status == 407 else ""
-            raise NetworkError("proxy %s refused the tunnel to %s with %d %s%s"
-                               % (proxy, target, status, reason.strip(), hint), status)
-
-    def _proxy_reply(self, stream, proxy):
-        """The proxy's status line; the rest of its header is read and dropped.
-
-        Read one byte at a time so that nothing after the blank line (the tunnel's first TLS bytes)
-        is consumed: this happens once per connection and the reply is short.
-        """
-        one = bytearray(1)
-        line = bytearray()
-        status_line = None
-        total = 0
-        while True:
-            if not stream.readinto(one):
-                raise ConnectionClosed("proxy %s closed the connection during CONNECT" % proxy)
-            total += 1
-            if total > _PROXY_REPLY_MAX:
-                raise NetworkError("proxy %s sent an overlong CONNECT reply" % proxy)
-            if one[0] != 10:
-                line.append(one[0])
-                continue
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if status_line is None:
-                status_line = bytes(line)
-            elif not line:
-                return status_line
-            line = bytearray()

@@ -77,7 +77,7 @@ def measure(rig):
         raise RuntimeError("the %d-reading exchange was not sent: %r" % (BATCH, rep.outcomes))
     ours = counting.written - before
     body = hub.exchanges(rig.client_id)[-1]["size"]
-    token = a._token
+    token = a.authorize()
     a.close()
     node_b = [node_body("cfg-bench", iso8601(T0 + i * 1000), "20.5") for i in range(BATCH)]
     node_total = sum(len(b) + len(node_headers(token, len(b))) for b in node_b)
