@@ -9,11 +9,6 @@ from mindconnect.http import HTTPClient
 from mindconnect.transport import Transport
 
 HOST_FIXTURES = ("http_servers",)
-# Over TLS the mbedtls record buffers live in the MicroPython heap too; this module collects 5 KB bodies of
-# unknown length (growing a buffer piece by piece) on a connection that is refused and reopened, and at
-# 64K that failed now and then for want of one contiguous 4 KB block (5 of 12 runs on a loaded machine).
-# What is tested here is behaviour; the client's memory is asserted in test_http_memory.py (64K).
-MPY_HEAPSIZE = "72K"
 
 
 def _is_pattern(body, n):
