@@ -71,7 +71,10 @@ def main(argv=None):
                     help="write the readings spool as it is on flash (cursor, segments, each record's timestamp) "
                          "into node.log after every wake cycle and at every power-on")
     args = ap.parse_args(argv)
-    scenario = Scenario(days=args.days, cuts=args.cuts, seed=args.seed)
+    try:
+        scenario = Scenario(days=args.days, cuts=args.cuts, seed=args.seed)
+    except ValueError as e:
+        ap.error(str(e))
     print("soak: %s; the node runs under MicroPython -X heapsize=%s" % (scenario.describe(), demo.HEAPSIZE),
           flush=True)
     _, text, broken = run_year(scenario, say=lambda s: print(s, flush=True), trace_spool=args.trace_spool)

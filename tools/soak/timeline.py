@@ -14,6 +14,7 @@ DAY_MS = 86400000
 WEEK_MS = 7 * DAY_MS
 CLOCK_ERROR_MS = 2 * HOUR_MS  # how far ahead the board's clock runs before it is set right
 CLOCK_ERROR_SPAN_MS = 6 * HOUR_MS
+MIN_DAYS = 14  # the week-long outage starts on day 30% (+ up to a day) and lasts 7 days
 QUIET_MS = 6 * HOUR_MS  # the end of the run is free of faults, so the node can drain its spool
 
 
@@ -22,6 +23,9 @@ class Scenario:
 
     def __init__(self, days=365, cuts=1000, seed=1, sample_s=600, upload_s=3600, secret_lifetime_s=7 * 86400,
                  token_lifetime_s=3600, spool_bytes=65536, log_level="info"):
+        if days < MIN_DAYS:
+            raise ValueError("a soak needs at least %d days: the week-long outage (from day 30%%) must end, and "
+                             "the node catch up, before the run does (got %d)" % (MIN_DAYS, days))
         self.days = days
         self.cuts = cuts
         self.seed = seed
