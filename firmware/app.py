@@ -207,8 +207,14 @@ class App:
             self._progress()
             return 1000 * self.cfg.sample_s
         if self.next_sample - now > self.cfg.sample_s * 1000:
-            # the clock was set back (NTP corrected a fast clock): sample on the new time, leave no gap
+            # the clock was set back (NTP corrected a fast clock): sample on the new time, leave no gap;
+            # an upload (or a backoff) due on the old time comes no later than a period from now
             self.next_sample = now
+            up = now + self.cfg.upload_s * 1000
+            if self.next_upload > up:
+                self.next_upload = up
+            if self.not_before > up:
+                self.not_before = up
         if now >= self.next_sample:
             self.sample(now)
             self.next_sample = _next(self.next_sample, now, self.cfg.sample_s * 1000)

@@ -178,13 +178,20 @@ def test_deep_sleep_wakes_that_only_sample_are_not_crashes():
 
 def test_a_clock_set_back_leaves_no_gap_in_the_readings():
     # found by the soak: after NTP set a fast clock back by 2 h, sampling waited for the old schedule
-    board, cfg, cid, t = node({"upload_s": 3600})
+    board, cfg, cid, t = node({"upload_s": 1200})
     a = appmod.App(board, cfg, log=lambda m: None)
     run_for(a, t, 25000)
     assert a.samples == 3
     t.now -= 2 * 3600 * 1000  # the board's clock is corrected back by two hours
     assert a.step() == 10000 and a.samples == 4  # sampled at once, then every sample_s again
+    # the next upload is an upload period away on the new time, not on the old one (2 h 20 min away)
+    assert t.now < a.next_upload <= t.now + 1200 * 1000
+    uploads = a.uploads
+    run_for(a, t, 1210 * 1000)
+    assert a.uploads == uploads + 1
+    a.upload()
     a.close()
+    assert len(readings_of(cid, "t")) == a.samples  # none lost across the set-back
 
 
 def test_a_watermark_upload_keeps_the_regular_schedule():
