@@ -1,5 +1,7 @@
 """Host-side pytest configuration: import paths, the `mpy` fixture and the per-runtime summary."""
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,10 +15,25 @@ for p in (ROOT / "lib", ROOT, Path(__file__).resolve().parent):
 import mpyharness  # noqa: E402
 
 _RUNTIME_COUNTS = {}
+_DRIVES_MICROPYTHON = set()  # node ids of host tests that started a micropython process themselves
+_popen_init = subprocess.Popen.__init__
+
+
+def _noting_popen_init(self, args, *a, **kw):
+    argv = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args or ())
+    current = os.environ.get("PYTEST_CURRENT_TEST")
+    if current and argv and os.path.basename(os.fsdecode(argv[0])) == "micropython":
+        _DRIVES_MICROPYTHON.add(current.rsplit(" (", 1)[0])
+    _popen_init(self, args, *a, **kw)
+
+
+subprocess.Popen.__init__ = _noting_popen_init
 
 
 def _runtime_of(report):
-    return "micropython" if "[micropython" in report.nodeid else "cpython"
+    if "[micropython" in report.nodeid:
+        return "micropython"
+    return "host+mpy" if report.nodeid in _DRIVES_MICROPYTHON else "cpython"
 
 
 def pytest_runtest_logreport(report):
@@ -28,9 +45,10 @@ def pytest_runtest_logreport(report):
 def pytest_terminal_summary(terminalreporter):
     tr = terminalreporter
     tr.section("tests per runtime")
-    for rt in ("cpython", "micropython"):
+    for rt in ("cpython", "micropython", "host+mpy"):
         parts = ["%d %s" % (_RUNTIME_COUNTS.get((rt, o), 0), o) for o in ("passed", "failed", "skipped")]
         tr.write_line("%-12s %s" % (rt + ":", ", ".join(parts)))
+    tr.write_line("(host+mpy: host tests that ran the micropython unix port as a process themselves)")
     tr.write_line("micropython heap cap: -X heapsize=%s" % mpyharness.heapsize())
     rom = mpyharness.ROM_FORM_TESTS
     if rom:
