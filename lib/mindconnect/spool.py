@@ -41,6 +41,7 @@ _READ_BUF = const(256)
 _COMMA = const(44)
 _OPEN = const(91)
 _CLOSE = const(93)
+_ENOSPC = const(28)
 
 
 def _u32(b, i):
@@ -335,6 +336,24 @@ class Spool:
         if n == 0 or n > _MAX_RECORD or need > self.segment_bytes:
             raise ConfigError("spool record of %d bytes: records must be 1 to %d bytes"
                               % (n, min(_MAX_RECORD, self.segment_bytes - HEADER)))
+        try:
+            self._put(record, need)
+        except OSError as e:
+            self._refused(e)
+            self._put(record, need)  # once more, with the room the oldest segment left
+        self._total += need
+        if self._pending is not None:
+            self._pending += 1
+        if not self.unflushed:
+            self._since = self._ticks()
+        self.unflushed += 1
+        if self.flush_every is not None and self.unflushed >= self.flush_every:
+            self.flush()
+        else:
+            self.tick()
+
+    def _put(self, record, need):
+        n = need - HEADER
         if self._file_size + self._wpos + need > self.segment_bytes:
             self._roll()
         self._make_room(need)
@@ -358,16 +377,6 @@ class Spool:
             wbuf[p + HEADER:p + need] = record
             self._wpos = p + need
             self._wcount += 1
-        self._total += need
-        if self._pending is not None:
-            self._pending += 1
-        if not self.unflushed:
-            self._since = self._ticks()
-        self.unflushed += 1
-        if self.flush_every is not None and self.unflushed >= self.flush_every:
-            self.flush()
-        else:
-            self.tick()
 
     def tick(self):
         """Flush when flush_ms have passed since the first unflushed append; call it from idle loops."""
@@ -376,6 +385,13 @@ class Spool:
 
     def flush(self):
         """Put every appended record on flash now."""
+        try:
+            self._sync()
+        except OSError as e:
+            self._refused(e)
+            self._sync()
+
+    def _sync(self):
         self._spill()
         if not self._synced:
             fsync_file(self._file)
@@ -422,27 +438,67 @@ class Spool:
             self._file = None
         self._active += 1
         self._file_size = self._synced_size = 0
+        # a spool bigger than the flash left to it (other files, a second spool) still takes new
+        # records: the oldest segments go (counted) while the file system has no room for a new one
+        while self._first < self._active:
+            try:
+                st = os.statvfs(self.path)
+            except (AttributeError, OSError):
+                return
+            if st[1] * st[4] >= self.segment_bytes + 4 * st[1]:
+                return
+            self._drop_first()
+
+    def _refused(self, e):
+        """A write failed. ENOSPC (the file system is full): what was written since the last sync is
+        given up (the file system keeps the last synced state; counted in .dropped), the spool is read
+        again from flash and the oldest segment makes room. Any other error is raised."""
+        if e.args[0] != _ENOSPC:
+            raise e
+        active, synced, unsynced, dropped = self._active, self._synced_size, self._unsynced, self.dropped
+        try:
+            self._file.close()
+        except (AttributeError, OSError):
+            pass
+        self._file = None
+        self._synced_size = 0
+        self._open()
+        size = _size(self._seg(active))
+        if size > synced:  # some of it reached flash after all
+            with open(self._seg(active), "rb") as f:
+                unsynced -= self._walk(f, synced, size)[0]
+        self.dropped = dropped + max(0, unsynced)
+        self._synced = True
+        self._unsynced = 0
+        self.unflushed = self._wcount
+        self._pending = None
+        if self._first < self._active:
+            self._drop_first()
 
     def _make_room(self, need):
         """Drop the oldest segments until need more bytes fit in max_bytes."""
         while self._total + need > self.max_bytes and self._first < self._active:
-            first = self._first
-            size = self._seg_size(first)
-            lost = 0
-            if size > 0 and self._cursor[0] <= first:
-                off = self._cursor[1] if self._cursor[0] == first else 0
-                with open(self._seg(first), "rb") as f:
-                    lost = self._walk(f, off, size)[0]
-            nxt = self._next(first)
-            self.dropped += lost
-            if self._cursor[0] <= first:
-                self._write_cursor((nxt, 0))  # with the new drop count, before the records go
-            if size >= 0:
-                os.remove(self._seg(first))
-                self._total -= size
-            self._first = nxt
-            if self._pending is not None:
-                self._pending -= lost
+            self._drop_first()
+
+    def _drop_first(self):
+        """Delete the oldest segment; its unacknowledged records are counted in .dropped."""
+        first = self._first
+        size = self._seg_size(first)
+        lost = 0
+        if size > 0 and self._cursor[0] <= first:
+            off = self._cursor[1] if self._cursor[0] == first else 0
+            with open(self._seg(first), "rb") as f:
+                lost = self._walk(f, off, size)[0]
+        nxt = self._next(first)
+        self.dropped += lost
+        if self._cursor[0] <= first:
+            self._write_cursor((nxt, 0))  # with the new drop count, before the records go
+        if size >= 0:
+            os.remove(self._seg(first))
+            self._total -= size
+        self._first = nxt
+        if self._pending is not None:
+            self._pending -= lost
 
     # ----- draining
 

@@ -6,9 +6,11 @@ the steady heap: items gives these names on first use (items.ReadingStage, items
 import os
 
 from mindconnect import jsonw, multipart
-from mindconnect.compat import fsync_file
+from mindconnect.compat import const, fsync_file
 from mindconnect.errors import ConfigError
 from mindconnect.items import InvalidReading
+
+_ENOSPC = const(28)
 
 
 def reading_text(timestamp_ms, values):
@@ -22,25 +24,44 @@ def reading_text(timestamp_ms, values):
 class AsideLog:
     """Append-only file of what was set aside: one line per entry, `{"kind","reason"} payload`.
 
-    Nothing set aside is lost: the firmware or a person can inspect and resend it.
+    Kept for the firmware or a person to inspect and resend, within about max_bytes of flash: a log
+    that has reached max_bytes / 2 becomes `<path>.1` (replacing the older one) before the next entry, so
+    a sensor or a data model that is wrong for months cannot fill the flash the spools need (each of the
+    two files is at most max_bytes / 2 plus one entry). An entry the file system refuses (full) is not
+    kept: counted in .lost, the node carries on.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, max_bytes=64 * 1024):
         self.path = path
+        self.max_bytes = max_bytes
         self.count = 0
+        self.lost = 0
 
     def add(self, kind, reason, payload=b"", source=None):
-        """Keep payload (bytes) or source (an object with write_to) with the reason."""
-        with open(self.path, "ab") as f:
-            f.write(jsonw.dumpb(jsonw.Obj(("kind", kind), ("reason", reason))))
-            f.write(b" ")
-            if source is not None:
-                source.write_to(f.write)
-            else:
-                f.write(payload)
-            f.write(b"\n")
-            fsync_file(f)
+        """Keep payload (bytes) or source (an object with write_to) with the reason; False if the
+        file system refused it."""
+        try:
+            if os.stat(self.path)[6] >= self.max_bytes // 2:
+                os.rename(self.path, self.path + ".1")
+        except OSError:
+            pass  # no log yet
+        try:
+            with open(self.path, "ab") as f:
+                f.write(jsonw.dumpb(jsonw.Obj(("kind", kind), ("reason", reason))))
+                f.write(b" ")
+                if source is not None:
+                    source.write_to(f.write)
+                else:
+                    f.write(payload)
+                f.write(b"\n")
+                fsync_file(f)
+        except OSError as e:
+            if e.args[0] != _ENOSPC:
+                raise
+            self.lost += 1
+            return False
         self.count += 1
+        return True
 
 
 class FileBatch:
