@@ -4,7 +4,9 @@ Safe mode (no app, REPL only, a message printed) is entered when the safe pin is
 (GPIO0, the BOOT button, by default) or when the app failed CRASHES_FOR_SAFE_MODE boots in a row.
 A boot counts as failed until the app calls mark_healthy(); the count is kept in a small file on the
 flash (written atomically), so it survives resets and power cuts alike. Entering safe mode clears the
-count: the next reset tries the app again.
+count: the next reset tries the app again. A safe mode entered for crashes makes that reset itself
+after SAFE_RETRY_MS (an unattended node whose crashes had a passing cause, such as an answer it could
+not handle, recovers without a visit); a person at the REPL cancels it with power.stay().
 
 A power cut is not a failure of the app: when a boot finds the power-on (or brownout) reset cause and
 the boot before it was still in progress (neither marked healthy nor recorded as a crash), that boot is
@@ -28,9 +30,11 @@ CRASH_PAUSE_MS = 5000  # between a crash and the reset: time to read the traceba
 SAFE_WINDOW_MS = 500  # how long boot watches the safe pin after a power-on or reset
 SAFE_POLL_MS = 50
 DEFAULT_SAFE_PIN = 0
+SAFE_RETRY_MS = 3600 * 1000  # a safe mode entered for crashes resets (tries the app again) after this
 
 _boot_checked = False
 _safe_reason = None
+_retry = None  # the board's timer that ends a safe mode entered for crashes
 
 
 class CrashCounter:
@@ -126,9 +130,11 @@ def check_safe_mode(board):
         counter.power_cut()
     count, last = counter.read()
     reason = None
+    retry = False
     if count >= CRASHES_FOR_SAFE_MODE:
         counter.clear()
         reason = "the app failed %d boots in a row (last: %s)" % (count, last or "no error recorded")
+        retry = True
     else:
         pin = _safe_pin(board.flash_dir)
         if _pin_held(board, pin):
@@ -136,7 +142,22 @@ def check_safe_mode(board):
     if reason:
         print("SAFE MODE: %s." % reason)
         print("The app is not started and the REPL is yours. Fix the cause, then reset to try the app again.")
+    if retry:
+        global _retry
+        _retry = board.reset_after(SAFE_RETRY_MS)
+        print("Unattended, the board resets in %d min to try the app again; to stay in safe mode, run:"
+              % (SAFE_RETRY_MS // 60000))
+        print("    from firmware import power; power.stay()")
     return reason
+
+
+def stay():
+    """Cancel the reset that ends a safe mode entered for crashes: the REPL stays until the next reset."""
+    global _retry
+    if _retry is not None:
+        _retry.deinit()
+        _retry = None
+    print("Staying in safe mode until the next reset.")
 
 
 def boot(board=None, unload=True):

@@ -20,6 +20,8 @@ def test_three_failed_boots_give_safe_mode_and_the_repl(mpy, tmp_path):
     assert proc.stdout.splitlines() == [
         "SAFE MODE: the app failed 3 boots in a row (last: ValueError: boom).",
         "The app is not started and the REPL is yours. Fix the cause, then reset to try the app again.",
+        "Unattended, the board resets in 60 min to try the app again; to stay in safe mode, run:",
+        "    from firmware import power; power.stay()",
         "REPL",
     ]
     assert not (flash / "crash_count").exists()

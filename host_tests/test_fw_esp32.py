@@ -46,6 +46,20 @@ class RTC:
         RTC.set_to = t
 
 
+class Timer:
+    ONE_SHOT, PERIODIC = 0, 1
+
+    def __init__(self, n):
+        self.n = n
+        self.armed = None
+
+    def init(self, mode, period, callback):
+        self.armed = (mode, period, callback)
+
+    def deinit(self):
+        self.armed = None
+
+
 @pytest.fixture
 def fake_port(monkeypatch):
     m = types.ModuleType("machine")
@@ -57,6 +71,9 @@ def fake_port(monkeypatch):
     m.reset_cause = lambda: m.cause
     m.slept = []
     m.deepsleep = m.slept.append
+    m.resets = []
+    m.reset = lambda: m.resets.append("reset")
+    m.Timer = Timer
     e = types.ModuleType("esp")
     e.reads = []
     e.dht_readinto = lambda pin, buf: (e.reads.append(pin.n), buf.__setitem__(slice(0, 5), b"\x02\x8c\x01\x5f\xee"))
@@ -81,6 +98,11 @@ def test_reset_causes_and_power(fake_port):
     b.rtc_memory().set(b"abc")
     assert b.rtc_memory().get() == b"abc"
     assert b.pin(0).value() == 0 and b.pin(0).pull == Pin.PULL_UP
+    t = b.reset_after(3600000)  # the end of a safe mode entered for crashes: a one-shot hardware timer
+    mode, period, callback = t.armed
+    assert t.n == 0 and mode == Timer.ONE_SHOT and period == 3600000 and fake_port.resets == []
+    callback(t)
+    assert fake_port.resets == ["reset"]
 
 
 def test_set_unix_ms_fills_the_rtc_tuple(fake_port):

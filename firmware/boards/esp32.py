@@ -116,6 +116,13 @@ class Esp32Board:
     def reset(self):
         self.machine.reset()
 
+    def reset_after(self, ms):
+        """A one-shot hardware timer that resets the board after ms; its deinit() cancels it."""
+        m = self.machine
+        t = m.Timer(0)
+        t.init(mode=m.Timer.ONE_SHOT, period=ms, callback=lambda _: m.reset())
+        return t
+
     def reset_cause(self):
         m = self.machine
         names = ((getattr(m, "PWRON_RESET", 1), "power-on"), (getattr(m, "HARD_RESET", 2), "hard-reset"),

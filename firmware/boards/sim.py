@@ -36,6 +36,7 @@ class SimState:
         self.wifi_connect_ms = 800
         self.wifi_rssi = -62
         self.wifi_attempts = 0
+        self.reset_timer = None  # SimTimer of a pending reset_after()
 
 
 _power_on_state = None
@@ -103,6 +104,17 @@ class SimWdt:
         if self.overdue():
             self.board.watchdog_reset()
         self.fed = self.board.ticks_ms()
+
+
+class SimTimer:
+    """A recorded reset_after(ms): .ms, and .cancelled once deinit() was called."""
+
+    def __init__(self, ms):
+        self.ms = ms
+        self.cancelled = False
+
+    def deinit(self):
+        self.cancelled = True
 
 
 class SimRtcMemory:
@@ -233,6 +245,11 @@ class SimBoard:
     def reset(self):
         self.state.reset_cause = "soft-reset"
         raise Reset("reset")
+
+    def reset_after(self, ms):
+        """The simulated board has no REPL to wait in: the timer is only recorded (state.reset_timer)."""
+        self.state.reset_timer = SimTimer(ms)
+        return self.state.reset_timer
 
     def reset_cause(self):
         return self.state.reset_cause

@@ -79,6 +79,10 @@ def test_three_failed_boots_in_a_row_give_safe_mode():
     assert len(app.boots) == 3 and app.boots[1][0] == "soft-reset"
     assert t.slept == 3 * power.CRASH_PAUSE_MS + 3 * (power.SAFE_WINDOW_MS - power.SAFE_POLL_MS)
     assert power.CrashCounter(b.flash_dir).read() == (0, "")  # the next reset tries the app again
+    timer = b.state.reset_timer  # and that reset comes by itself: an unattended node needs no visit
+    assert timer.ms == power.SAFE_RETRY_MS == 3600000 and not timer.cancelled
+    power.stay()  # unless someone at the REPL wants to stay
+    assert timer.cancelled
 
 
 def test_power_cuts_while_the_app_runs_are_not_failed_boots():
@@ -135,6 +139,7 @@ def test_held_pin_gives_safe_mode_and_can_be_moved_or_disabled():
     b, _ = setup(state=state)
     app = App("healthy")
     assert power.run_main(app, b) == "GPIO0 was held low at boot" and app.boots == []
+    assert state.reset_timer is None  # someone is at the board: no reset to end it
     b, _ = setup(dict(CONFIG, safe_pin=4), state)  # the button moved to GPIO4: GPIO0 is ignored
     assert power.run_main(app, b) is None and len(app.boots) == 1
     state.held_pins = [4]
