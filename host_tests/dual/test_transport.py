@@ -62,6 +62,22 @@ def test_connect_refused_and_connect_timeout():
     assert t.connects == 0
 
 
+def test_a_ca_file_may_hold_several_certificates():
+    # e.g. the gateway's root and the root announced to replace it: a certificate chaining to any one
+    # is accepted (MicroPython loads one DER certificate per call: before, only the first counted)
+    port = int(dualtest.env("HTTPS_PORT"))
+    for ca in (_ca("HTTPS_WRONG_CA_DER") + _ca(), _ca() + _ca("HTTPS_WRONG_CA_DER")):
+        client = HTTPClient(Transport(ca).connect, "localhost", port, timeout_ms=5000)
+        assert client.request("POST", "/echo", body=b"reading").status == 200
+        client.close()
+    # a PEM file (or anything not DER) is named as such when the first connection needs the CA
+    pem = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    t = Transport(pem)
+    e = dualtest.raises(TLSError, HTTPClient(t.connect, "localhost", port).request, "GET", "/")
+    assert "not DER certificates" in str(e) and "openssl x509 -outform der" in str(e), str(e)
+    assert t.handshakes == 0
+
+
 def test_configuration_mistakes_are_config_errors():
     dualtest.raises(ConfigError, Transport)  # TLS without a CA: never an unverified connection
     dualtest.raises(ConfigError, Transport, _ca(), ("127.0.0.1", 3128, "user"))

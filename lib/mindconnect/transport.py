@@ -10,7 +10,9 @@ Facts found by experiment on the MicroPython unix port (1.29, mbedtls), kept her
 the code (ESP32 uses the same extmod tls module):
 - settimeout() on the TCP socket also bounds connect, the TLS handshake and every read and write of
   the wrapped socket: they raise OSError(ETIMEDOUT) when it expires.
-- SSLContext.load_verify_locations takes the DER CA positionally; cadata= raises TypeError.
+- SSLContext.load_verify_locations takes the DER CA positionally (bytes, not a memoryview); cadata=
+  raises TypeError. One call loads the first certificate of concatenated DER and ignores the rest;
+  calls add up (CPython's cadata takes concatenated DER whole).
 - wrap_socket(..., server_hostname=h) handshakes before returning. A certificate that does not
   chain to the CA, or does not name h (CN or SAN, IP addresses included), raises ValueError with
   mbedtls' text; other handshake failures raise OSError with a negative mbedtls code (e.g. -29184
@@ -39,13 +41,34 @@ def _is_timeout(e):
     return not MICROPYTHON and isinstance(e, socket.timeout)
 
 
+def _der_certs(ca_der):
+    """(start, end) of each DER certificate in ca_der: a CA file may hold several one after the other
+    (e.g. the gateway's root and the one announced to replace it); ValueError if it is not DER."""
+    out = []
+    i, end = 0, len(ca_der)
+    while i < end:
+        n = ca_der[i + 1] if i + 1 < end else 0
+        head = 2
+        if n & 0x80:
+            head += n & 0x7F
+            n = int.from_bytes(ca_der[i + 2:i + head], "big")
+        if ca_der[i] != 0x30 or head > 6 or i + head + n > end:
+            raise ValueError("the CA file is not DER certificates (byte %d); convert a PEM file with "
+                             "openssl x509 -outform der" % i)
+        out.append((i, i + head + n))
+        i += head + n
+    return out
+
+
 def _tls_context(ca_der):
-    """A client context that requires a certificate chaining to ca_der and naming the host."""
+    """A client context that requires a certificate chaining to one in ca_der and naming the host."""
+    certs = _der_certs(ca_der)
     if MICROPYTHON:
         import tls
         ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
         ctx.verify_mode = tls.CERT_REQUIRED
-        ctx.load_verify_locations(ca_der)
+        for start, end in certs:  # one call loads one DER certificate (the rest would be ignored)
+            ctx.load_verify_locations(ca_der[start:end])
         return ctx
     import ssl
     ctx = ssl.create_default_context(cadata=ca_der)
