@@ -203,6 +203,13 @@ def test_ca_pem_and_der_both_give_der(hub, tmp_path):
     (tmp_path / "junk.crt").write_text("hello")
     with pytest.raises(pb.ProvisionError, match="neither PEM nor DER"):
         pb.ca_der(tmp_path / "junk.crt")
+    # a bundle of the root and its successor: both, as DER one after the other (the board trusts each)
+    pem = hub.ca_pem_path.read_bytes()
+    (tmp_path / "two.pem").write_bytes(pem + pem.replace(b"\n", b"\r\n"))
+    assert pb.ca_der(tmp_path / "two.pem") == hub.ca_der * 2
+    (tmp_path / "store.pem").write_bytes(pem * 5)
+    with pytest.raises(pb.ProvisionError, match="5 certificates, at most 4"):
+        pb.ca_der(tmp_path / "store.pem")
 
 
 def test_mpy_version_mismatch_is_refused():

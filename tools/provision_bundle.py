@@ -158,22 +158,34 @@ def rsa_key_files(store_dir, on_board, with_next):
 
 # -- CA certificate -------------------------------------------------------------------------------
 
+MAX_CA_CERTS = 4  # each is parsed and kept in the board's RAM by its TLS context
+
+
 def ca_der(path):
-    """The CA certificate at path as DER bytes (the board's TLS refuses PEM); the first one of a PEM bundle."""
+    """The CA certificate(s) at path as DER bytes (the board's TLS refuses PEM): every certificate of a
+    PEM bundle (e.g. the gateway's root and the one announced to replace it), concatenated."""
     try:
         data = Path(path).read_bytes()
     except OSError:
         raise ProvisionError("CA certificate %s: file not found; give the gateway's root CA (PEM or DER)"
                              % path) from None
     if b"-----BEGIN CERTIFICATE-----" in data:
-        start = data.index(b"-----BEGIN CERTIFICATE-----")
-        end = data.find(b"-----END CERTIFICATE-----", start)
-        if end < 0:
-            raise ProvisionError("CA certificate %s: PEM without an END line; download it again" % path)
-        try:
-            return ssl.PEM_cert_to_DER_cert(data[start:end + 25].decode("ascii"))
-        except ValueError:
-            raise ProvisionError("CA certificate %s: broken PEM; download it again" % path) from None
+        certs = []
+        start = data.find(b"-----BEGIN CERTIFICATE-----")
+        while start >= 0:
+            end = data.find(b"-----END CERTIFICATE-----", start)
+            if end < 0:
+                raise ProvisionError("CA certificate %s: PEM without an END line; download it again" % path)
+            try:
+                certs.append(ssl.PEM_cert_to_DER_cert(data[start:end + 25].decode("ascii")))
+            except ValueError:
+                raise ProvisionError("CA certificate %s: broken PEM; download it again" % path) from None
+            start = data.find(b"-----BEGIN CERTIFICATE-----", end)
+        if len(certs) > MAX_CA_CERTS:
+            raise ProvisionError("CA certificate %s: %d certificates, at most %d: give the gateway's root CA "
+                                 "(and its announced successor), not a whole trust store"
+                                 % (path, len(certs), MAX_CA_CERTS))
+        return b"".join(certs)
     if data[:1] == b"\x30":  # a DER certificate is an ASN.1 SEQUENCE
         return data
     raise ProvisionError("CA certificate %s: neither PEM nor DER; give the gateway's root CA certificate" % path)
