@@ -22,6 +22,8 @@ from mindconnect.spool import Spool
 STORE_DIR = "/agent"  # the agent's credential store under the flash dir (tools/provision.py agrees)
 SPOOL_DIR = "/spool"
 CLOCK_SET_MS = 1704067200000  # 2024-01-01: a board clock below this was never set
+TIME_FILE = "/time"  # in the store: the last time known (unix seconds), a lower bound after a power cut
+TIME_KEEP_MS = 86400000  # the time file is renewed once a day (flash wear)
 RECORD_OVERHEAD = 6  # bytes a spool record adds to its payload (length and CRC)
 NODE_SOURCE = "node"
 # self-telemetry points of the "node" data source: id, name, type, unit
@@ -110,6 +112,8 @@ def model_description(cfg):
 
 class App:
     """One node: its sensors, two spools, the agent (made on first upload) and the schedule."""
+
+    _time_kept = None  # the time in the time file (ms), read on the first step
 
     def __init__(self, board, cfg, agent=None, log=None, rand=None):
         self.board = board
@@ -215,6 +219,10 @@ class App:
                 self.next_upload = up
             if self.not_before > up:
                 self.not_before = up
+        if self._time_kept is None:
+            self._time_kept = self._last_time_ms()
+        if now - self._time_kept >= TIME_KEEP_MS:
+            self._keep_time(now)
         if now >= self.next_sample:
             self.sample(now)
             self.next_sample = _next(self.next_sample, now, self.cfg.sample_s * 1000)
@@ -301,13 +309,56 @@ class App:
         return values
 
     def _set_clock(self):
-        if self.cfg.ntp and self._network():
+        if not self._network():
+            self.log("warning", "clock not set yet (no network): sampling waits")
+            return
+        ntp = self.cfg.ntp
+        if ntp:
             from firmware.net import ntp_sync
-            ntp = self.cfg.ntp
             if ntp_sync(self.board, ntp["host"], ntp["timeout_ms"]):
                 self.log("info", "clock set from NTP")
+                self._keep_time(self.board.unix_ms())
                 return
-        self.log("warning", "clock not set yet: sampling waits for NTP")
+        # No NTP (UDP 123 is often closed in plant networks): the gateway's Date, over the same
+        # verified TLS as everything else. Boards that check certificate dates (ESP32) need a plausible
+        # clock for that handshake: the last time known (on flash) is set first, a lower bound.
+        before = self.board.unix_ms()
+        self.board.set_unix_ms(max(before, self._last_time_ms()))
+        got = None
+        try:
+            if self.agent is None:
+                gc.collect()
+                self.agent = self._make_agent()
+                gc.collect()
+            got = self.agent.gateway_time_ms()
+        except (MindConnectError, OSError) as e:
+            self.log("warning", "time from the gateway: %s" % e)
+        if got is None:
+            self.board.set_unix_ms(before)
+            self.log("warning", "clock not set yet (no NTP, no time from the gateway): sampling waits")
+            return
+        self.board.set_unix_ms(got)
+        self.log("info", "clock set from the gateway's Date (NTP %s)" % ("did not answer" if ntp else "is off"))
+        self._keep_time(got)
+
+    def _last_time_ms(self):
+        try:
+            with open(self.store_dir + TIME_FILE) as f:
+                return int(f.read()) * 1000
+        except (OSError, ValueError):
+            return CLOCK_SET_MS
+
+    def _keep_time(self, now):
+        """The time as a lower bound for the next power-on (temp file renamed into place)."""
+        import os
+        path = self.store_dir + TIME_FILE
+        try:
+            with open(path + ".tmp", "w") as f:
+                f.write(str(now // 1000))
+            os.rename(path + ".tmp", path)
+        except OSError as e:
+            self.log("warning", "time file: %s" % e)
+        self._time_kept = now
 
     def _network(self):
         return self.wifi is None or self.wifi.connect()

@@ -194,6 +194,40 @@ def test_a_clock_set_back_leaves_no_gap_in_the_readings():
     assert len(readings_of(cid, "t")) == a.samples  # none lost across the set-back
 
 
+class RecordingBoard(sim.SimBoard):
+    def set_unix_ms(self, ms):
+        self.state.set_calls = getattr(self.state, "set_calls", []) + [ms]
+        super().set_unix_ms(ms)
+
+
+def test_without_ntp_the_clock_comes_from_the_gateway():
+    # UDP 123 is often closed in plant networks: before, the node never sampled nor uploaded
+    import time
+    board, cfg, cid, t = node({"ntp": {"host": "127.0.0.1", "timeout_ms": 200}})
+    board = RecordingBoard(board.flash_dir, t.clock, t.sleep, board.state)
+    board.state.clock_offset_ms = -t.now  # the board's clock after a power cut: 1970
+    a = appmod.App(board, cfg, log=lambda m: None)
+    dualtest.write_bytes(board.flash_dir + "/agent/time", b"1767225600")  # last known: 2026-01-01
+    assert not a.clock_set()
+    a.step()  # NTP gets no answer; the gateway's Date sets the clock
+    real = int(time.time() * 1000)
+    assert a.clock_set() and abs(board.unix_ms() - real) < 5000, (board.unix_ms(), real)
+    # the last known time went first (certificate dates are checked against the board clock on ESP32)
+    assert board.state.set_calls[0] == 1767225600000 and len(board.state.set_calls) == 2
+    assert abs(int(dualtest.read_bytes(board.flash_dir + "/agent/time")) * 1000 - real) < 5000
+    run_for(a, t, 25000)
+    assert a.samples >= 3 and a.uploads == 1  # (the sample grid started from the 1970 clock: 3 or 4)
+    a.upload()
+    a.close()
+    stamps = [r[0] for r in readings_of(cid, "t")]
+    assert len(stamps) == a.samples and all(s.startswith(iso_day(real)) for s in stamps), stamps
+
+
+def iso_day(ms):
+    from mindconnect.clock import iso8601
+    return iso8601(ms)[:10]
+
+
 def test_a_watermark_upload_keeps_the_regular_schedule():
     # found by the soak: an upload for a full spool pushed the regular upload a period further each time
     board, cfg, cid, t = node({"upload_s": 600, "spool": {"flush_every": 1, "watermark_bytes": 200}})

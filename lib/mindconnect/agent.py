@@ -192,6 +192,16 @@ class Agent:
             self._http.close()
         self._http = None
 
+    def gateway_time_ms(self):
+        """The gateway's time from the Date of one GET of its public token key (no credential is sent;
+        1 s resolution), for a board whose clock NTP cannot set; None if the answer had no Date."""
+        from mindconnect.clock import parse_http_date
+        date = self._call("GET", "/api/agentmanagement/v3/oauth/token_key").headers.get("date")
+        try:
+            return parse_http_date(date) * 1000 if date else None
+        except ValueError:
+            return None
+
     def _call(self, method, path, headers=None, body=None):
         r = self._client().request(method, path, headers=headers, body=body)
         self.requests += 1
