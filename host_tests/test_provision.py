@@ -4,6 +4,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mpyharness
@@ -79,6 +80,7 @@ def test_from_nothing_then_nothing_to_copy(vboard, inputs, hub):
     for board_path, host_path in bundle.items():
         assert flash[board_path] == Path(host_path).read_bytes(), board_path
     assert flash["ca.der"] == hub.ca_der  # PEM given, DER written
+    assert abs(int(flash["agent/time"]) - time.time()) < 300  # the board clock's lower bound after a cut
     cfg = json.loads(flash["config.json"])
     assert cfg["wifi"]["ssid"] == "plant" and cfg["gateway"] == hub.base_url and cfg["ca_file"] == "ca.der"
     secrets = json.loads(flash["secrets.json"])

@@ -30,6 +30,7 @@ import csv
 import hashlib
 import os
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +48,7 @@ OWNED_TREES = tuple("/" + t.rstrip("/") for t in pb.OWNED_TREES)
 WIFI_PASSWORD_ENV = "MINDCONNECT_WIFI_PASSWORD"
 # Onboarding on the board: the agent's credential store folder, as firmware/app.py uses it.
 STORE_DIR = "/agent"
+TIME_FILE = STORE_DIR + "/time"  # firmware/app.py TIME_FILE in the store
 # Runs alone after a soft reset, so the agent has the whole heap (it reads the two JSON files itself
 # rather than importing firmware.config, which would cost about 18 KB more).
 ONBOARD_CODE = """
@@ -196,6 +198,10 @@ def _provision(port, opts, key_path, res, say):
         check_runtime(facts, mpy)
         if profile == "RSA_3072" or opts.rsa_next:
             _add_rsa_keys(link, payload, opts, say)
+        if not link.state([TIME_FILE], ()):
+            # a lower bound for the board's clock after a power cut, until NTP or the gateway's Date
+            # gives the time (firmware/app.py: the ESP32 checks certificate dates against it)
+            payload[TIME_FILE] = b"%d" % int(time.time())
         state = link.state(payload, OWNED_TREES)
         changed, stale = plan(payload, state, facts, cfg)
         say("plan: %d of %d files to copy (%s), %d stale to remove"
