@@ -114,6 +114,9 @@ class App:
     """One node: its sensors, two spools, the agent (made on first upload) and the schedule."""
 
     _time_kept = None  # the time in the time file (ms), read on the first step
+    # the board clock follows the gateway's Date after each upload; tests that run the board on a fake
+    # clock against a hub on real time turn it off
+    follow_gateway_clock = True
 
     def __init__(self, board, cfg, agent=None, log=None, rand=None):
         self.board = board
@@ -425,6 +428,7 @@ class App:
             self._failed("network: %s" % e, now + period)
             a.close()
             return
+        self._follow_gateway_clock(a)
         retry = report.retry_at_ms
         if retry is not None:
             self._failed(report.outcomes[-1].reason, retry)
@@ -433,6 +437,22 @@ class App:
         self.not_before = 0
         self.log("info", "upload %d: %d readings, %d events sent, %d queued" % (
             self.uploads, report.count("sent"), report.count("sent", "events"), self.readings.pending()))
+
+    def _follow_gateway_clock(self, a):
+        """Board clocks drift (in deep sleep the ESP32 keeps time on an RC oscillator: minutes a day), and
+        NTP is asked only while the clock is unset: the Date of the upload's last answer (1 s resolution)
+        corrects a difference of 2 s or more; so does the offset the agent took from it (a token refused
+        for the clock)."""
+        c = a.clock
+        if not self.follow_gateway_clock:
+            return
+        skew = c.last_skew_s or 0
+        if skew >= 2 or skew <= -2 or c.offset_ms:
+            was = self.board.unix_ms()
+            self.board.set_unix_ms(c.now_ms() + skew * 1000)
+            c.synced()
+            c.last_skew_s = None
+            self.log("info", "clock corrected by %d s (the gateway's Date)" % ((self.board.unix_ms() - was) // 1000))
 
     def _failed(self, reason, retry_at_ms):
         """Count a failed upload; the next one not before retry_at_ms (the agent's backoff)."""

@@ -12,6 +12,9 @@ from mindconnect.http import HTTPClient
 from mindconnect.transport import Transport
 
 HOST_FIXTURES = ("mockhub_env",)
+# The board runs on FakeTime (hours pass in seconds), the hub on real time: the app's correction of its
+# clock from the hub's Date would undo the fake time. On here only where the test is about it.
+appmod.App.follow_gateway_clock = False
 # The app (sim board, config, spools, agent, TLS) plus this module and the admin client's JSON answers.
 MPY_HEAPSIZE = "256K"
 T0 = 1767225600000
@@ -221,6 +224,30 @@ def test_without_ntp_the_clock_comes_from_the_gateway():
     a.close()
     stamps = [r[0] for r in readings_of(cid, "t")]
     assert len(stamps) == a.samples and all(s.startswith(iso_day(real)) for s in stamps), stamps
+
+
+def test_a_drifting_board_clock_follows_the_gateway():
+    # NTP is asked only while the clock is unset; in deep sleep an ESP32's clock drifts by minutes a day
+    import time
+    board, cfg, cid, t = node()
+    board.state.clock_offset_ms += 150000  # the board runs 2.5 min ahead
+    a = appmod.App(board, cfg, log=lambda m: None)
+    a.follow_gateway_clock = True
+    a.step()  # the first upload: its answers carry the gateway's Date
+    assert a.uploads == 1
+    assert abs(board.unix_ms() - int(time.time() * 1000)) < 2500, board.unix_ms() - int(time.time() * 1000)
+    a.follow_gateway_clock = False  # (fake time from here on)
+    run_for(a, t, 20000)
+    a.upload()
+    a.close()
+    stamps = sorted(r[0] for r in readings_of(cid, "t"))
+    # the first reading (before the upload) was 2.5 min ahead, those after it are not
+    assert len(stamps) == a.samples and stamps[-2] < iso(int(time.time() * 1000) + 30000), stamps
+
+
+def iso(ms):
+    from mindconnect.clock import iso8601
+    return iso8601(ms)
 
 
 def iso_day(ms):

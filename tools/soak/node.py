@@ -33,6 +33,7 @@ class Link:
         self.rx = open(rx_path, "rb")
         self.tx = open(tx_path, "wb")
         self.now = 0
+        self.clock_error = None
         self.state = SimState()
         self.app = None  # the running App, for its spool's drop counter
 
@@ -46,7 +47,10 @@ class Link:
             raise SystemExit("the soak runner closed the link")
         self.now = int(parts[0])
         self.state.wifi_up = parts[1] == b"1"
-        self.state.clock_offset_ms = int(parts[2])
+        offset = int(parts[2])
+        if offset != self.clock_error:  # the timeline's clock error began or ended; in between the
+            self.clock_error = offset  # app's own corrections (the gateway's Date) stand
+            self.state.clock_offset_ms = offset
 
     def clock_ms(self):
         return self.now
