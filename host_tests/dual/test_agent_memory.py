@@ -18,11 +18,11 @@ from mindconnect.transport import Transport
 
 HOST_FIXTURES = ("mockhub_env",)
 # Measured minimum + 4 KB (tmp paths vary between runs; just under the minimum, a 1-3 KB allocation
-# finds no contiguous room), not the goal (64K): in ROM form the cycle passes at 77-78K, the backlog test
-# at 82K (81K fails in the test's own admin call); from plain .mpy they need about 40 KB more. What is
+# finds no contiguous room), not the goal (64K): in ROM form the cycle passes at 75-76K, the backlog test
+# at 78K (77K fails in the test's own admin call); from plain .mpy they need about 40 KB more. What is
 # alive at the peak: docs/AGENT.md, "Memory".
 # Lower this as the agent shrinks.
-MPY_HEAPSIZE = "86K"
+MPY_HEAPSIZE = "82K"
 MPY_DEVICE_FORM = "rom"
 T0 = 1764050571000
 DESC = {"configurationId": "cfg-mem", "dataSources": [{"name": "env", "dataPoints": [

@@ -266,12 +266,15 @@ class Agent:
 
     def _keep(self, got):
         """Keep a token in RAM: got = (token, its expiry, the secret's expiry), seconds. Made after the
-        on-demand module that got it was dropped; kept as the header value it is sent as."""
+        on-demand module that got it was dropped (after a collection: it lands low); kept as the header
+        value it is sent as, b"Bearer <token>" (renew hands over a memoryview of that in its answer's
+        body, the store the token as str)."""
         # rotate_before_s is read at each check (a caller may change it), the secret's expiry is kept
         self._bearer = None
         self._token_until = got[1] - _TOKEN_MARGIN_S
         self._secret_exp = got[2] or 1 << 62
-        self._bearer = b"Bearer " + got[0].encode()
+        t = got[0]
+        self._bearer = b"Bearer " + t.encode() if isinstance(t, str) else bytes(t)
 
     def _rotate_at(self, ident):
         """When ident's secret is due for rotation (seconds; far future when it does not expire)."""

@@ -108,30 +108,37 @@ class CredentialStore:
 
     def read(self, name):
         """The document `name` as a dict, or None when it is missing or corrupt."""
+        path = self._path(name)
         try:
-            with open(self._path(name), "rb") as f:
-                raw = f.read()
+            raw = bytearray(os.stat(path)[6])  # read into, and parsed in place: no copy of the text
+            with open(path, "rb") as f:
+                if f.readinto(raw) != len(raw):
+                    return None
         except OSError:
             return None
         cut = raw.rfind(b"\n")
-        text = raw[:cut]
-        if cut < 0 or binascii.hexlify(hashlib.sha256(text).digest()) != raw[cut + 1:].strip():
+        if cut < 0 or binascii.hexlify(hashlib.sha256(memoryview(raw)[:cut]).digest()) != raw[cut + 1:].strip():
             return None
+        raw[cut:] = b" " * (len(raw) - cut)  # the checksum line as whitespace after the JSON text
         try:
-            doc = json.loads(text)
+            doc = json.loads(raw)
         except ValueError:
             return None
         return doc if isinstance(doc, dict) else None
 
-    def write(self, name, doc):
-        """Replace document `name` atomically: temp file, flush + sync, rename."""
-        text = json.dumps(doc).encode()
+    def write(self, name, doc, parts=None):
+        """Replace document `name` atomically: temp file, flush + sync, rename. parts: the document's
+        JSON text in pieces (bytes-like), written as they are instead of doc."""
+        parts = parts or (json.dumps(doc).encode(),)
         path = self._path(name)
         tmp = path + ".tmp"
+        h = hashlib.sha256()
         with open(tmp, "wb") as f:
-            f.write(text)
+            for p in parts:
+                f.write(p)
+                h.update(p)
             f.write(b"\n")
-            f.write(binascii.hexlify(hashlib.sha256(text).digest()))
+            f.write(binascii.hexlify(h.digest()))
             fsync_file(f)
         os.rename(tmp, path)
         fsync_dir(self.folder)
@@ -181,8 +188,12 @@ class CredentialStore:
             return doc["access_token"], int(doc.get("expires_at") or 0)
         return None
 
-    def save_token(self, client_id, access_token, expires_at):
-        self.write(TOKEN, {"client_id": client_id, "access_token": access_token, "expires_at": int(expires_at)})
+    def save_token(self, client_id, bearer, expires_at):
+        """bearer: b"Bearer <access token>" (bytes or a memoryview) of a token that JSON writes as it is
+        (a JWT: no quote, backslash or control character): its 1 KB goes into the file from bearer, no
+        str or bytes copy of it is made."""
+        self.write(TOKEN, None, (json.dumps({"client_id": client_id, "expires_at": int(expires_at)})[:-1].encode()
+                                 + b', "access_token": "', memoryview(bearer)[7:], b'"}'))
 
     def drop_token(self):
         self.remove(TOKEN)

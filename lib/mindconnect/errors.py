@@ -27,20 +27,10 @@ class MindConnectError(Exception):
         self.status = status
 
 
-class NetworkError(MindConnectError):
-    retryable = True
-
-
-class TLSError(NetworkError):
-    pass
-
-
-class ConnectionClosed(NetworkError):
-    pass
-
-
-class ProtocolError(MindConnectError):
-    retryable = True
+NetworkError = type("NetworkError", (MindConnectError,), {"retryable": True})
+TLSError = type("TLSError", (NetworkError,), {})
+ConnectionClosed = type("ConnectionClosed", (NetworkError,), {})
+ProtocolError = type("ProtocolError", (MindConnectError,), {"retryable": True})
 
 
 class ServerError(MindConnectError):
@@ -51,21 +41,8 @@ class ServerError(MindConnectError):
         self.retry_after = retry_after
 
 
-class RateLimited(ServerError):
-    pass
-
-
-class AuthError(MindConnectError):
-    pass
-
-
-class OnboardingRequired(AuthError):
-    pass
-
-
-class Rejected(MindConnectError):
-    pass
-
-
-class ConfigError(MindConnectError):
-    pass
+RateLimited = type("RateLimited", (ServerError,), {})
+AuthError = type("AuthError", (MindConnectError,), {})
+OnboardingRequired = type("OnboardingRequired", (AuthError,), {})
+Rejected = type("Rejected", (MindConnectError,), {})
+ConfigError = type("ConfigError", (MindConnectError,), {})

@@ -58,6 +58,7 @@ class FileSource:
             self.length = os.stat(path)[6]
         except OSError:
             raise ConfigError("file not found: %s" % path) from None
+        _file_buffer()  # now, not while a body is written: it lives on, below a request's garbage
 
     def write_to(self, write):
         buf = _file_buffer()

@@ -77,10 +77,15 @@ def onboard(agent):
         raise OnboardingRequired("%s: %s" % (reason, NEW_KEY))
     if r.status != 201:
         raise agent._failure(r, "onboarding")
+    doc = r.json()
+    r = None  # the answer's body and the key's content are freed for the identity and its file
+    tenant, base = content["tenant"], content["baseUrl"]
+    content = None
     try:
-        ident = credentials.Identity.from_response(r.json(), content["tenant"], content["baseUrl"], fp, kid)
+        ident = credentials.Identity.from_response(doc, tenant, base, fp, kid)
     except ValueError as e:
         raise ProtocolError("onboarding: %s" % e) from None
+    doc = None
     store.save_current(ident)
     agent._mark("onboard:saved")
     store.drop_previous()

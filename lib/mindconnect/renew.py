@@ -10,7 +10,9 @@ next key file replaces the old one. A pending kid found later means a rotation w
 done again at the next renewal, with the same key.
 """
 
-from mindconnect import jsonw
+import json
+
+from mindconnect import credentials, jsonw
 from mindconnect.agent import NEW_KEY, split_url
 from mindconnect.errors import OnboardingRequired, ProtocolError
 
@@ -27,8 +29,66 @@ def _ensure_time(agent):
         raise ProtocolError("the clock is not set and the gateway sent no Date: set the time (NTP) first")
 
 
+def _skip(text, i, step):
+    """The first index from i (going by step) that is not JSON whitespace."""
+    while 0 <= i < len(text) and text[i] in b" \t\r\n":
+        i += step
+    return i
+
+
+def _plain(text, key):
+    """Where the value of key (b'"name"') is in the JSON text of a flat object without escapes (one
+    brace pair with only whitespace around it, no backslash: a quote always ends a string): (start,
+    end) of a string's characters (then text[start - 1] is its quote) or of an unsigned integer's
+    digits; () when key is not in it; None when the text is not such an object or the key is not
+    there plainly once with such a value (parse the text with json then). A string with a control
+    character is not plain. Takes a value out of a 1 KB token without a parse or a copy."""
+    if (text.find(b"\\") >= 0 or text.count(b"{") != 1 or text.count(b"}") != 1
+            or _skip(text, 0, 1) != text.find(b"{") or _skip(text, len(text) - 1, -1) != text.find(b"}")):
+        return None
+    i = text.find(key)
+    if i < 0:
+        return ()
+    if text.find(key, i + 1) >= 0 or text.count(b'"', 0, i) % 2 or text[_skip(text, i - 1, -1)] not in b"{,":
+        return None
+    i = _skip(text, i + len(key), 1)
+    if text[i] != 58:  # ":"
+        return None
+    i = _skip(text, i + 1, 1)
+    if text[i] == 34:
+        i += 1
+        end = text.find(b'"', i)
+        if end > i and min(memoryview(text)[i:end]) < 32:
+            return None
+        after = end + 1
+    else:
+        end = i
+        while text[end] in b"0123456789":
+            end += 1
+        if end == i:
+            return None
+        after = end
+    return (i, end) if text[_skip(text, after, 1)] in b",}" else None
+
+
+def _bearer(body, now):
+    """(b"Bearer <access token>", expiry) taken from the token answer's bytes without a JSON parse (see
+    _plain), or None to parse it. No copy: "Bearer " is written over the 7 bytes before the token (its
+    key and quote) and a memoryview of the body returned (agent._keep copies it once renew is gone)."""
+    if not isinstance(body, bytearray):
+        return None
+    tok = _plain(body, b'"access_token"')
+    life = _plain(body, b'"expires_in"')
+    if not tok or tok[0] == tok[1] or body[tok[0] - 1] != 34 or life is None or (life and body[life[0] - 1] == 34):
+        return None
+    body[tok[0] - 7:tok[0]] = b"Bearer "
+    return memoryview(body)[tok[0] - 7:tok[1]], now + ((int(body[life[0]:life[1]]) if life else 0) or 3600)
+
+
 def request_token(agent, ident):
-    """(access token, expiry in seconds) for ident, saved; None when the hub refused the secret."""
+    """(b"Bearer <access token>" as bytes or a memoryview, expiry in seconds) for ident, saved; None when
+    the hub refused the secret. The answer is parsed as JSON only when _bearer cannot take the token
+    from its bytes."""
     _ensure_time(agent)
     now = agent.clock.now()
     from mindconnect import jwt  # here, not at the top: a rotation's first TLS connection needs the heap
@@ -45,15 +105,23 @@ def request_token(agent, ident):
         return None
     if r.status != 200:
         raise agent._failure(r, "access token")
-    doc = r.json()
+    got = _bearer(r.body, now)  # the token (1 KB) once, as the header value it is kept as
+    if got is None:
+        doc = r.json()
+        r = None
+        token = doc.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise ProtocolError("the token endpoint sent no access_token")
+        got = b"Bearer " + token.encode(), now + int(doc.get("expires_in") or 3600)
+        doc = None
+        if json.dumps(token)[1:-1] != token:  # not as it is in JSON (never a JWT): the store escapes it
+            agent.store.write(credentials.TOKEN, {"client_id": ident.client_id, "access_token": token,
+                                                  "expires_at": got[1]})
+            return got
+        token = None
     r = None
-    token = doc.get("access_token")
-    if not isinstance(token, str) or not token:
-        raise ProtocolError("the token endpoint sent no access_token")
-    expires_at = now + int(doc.get("expires_in") or 3600)
-    doc = None
-    agent.store.save_token(ident.client_id, token, expires_at)
-    return token, expires_at
+    agent.store.save_token(ident.client_id, got[0], got[1])
+    return got
 
 
 def rotate(agent, ident):
