@@ -320,7 +320,7 @@ class App:
             from firmware.net import ntp_sync
             if ntp_sync(self.board, ntp["host"], ntp["timeout_ms"]):
                 self.log("info", "clock set from NTP")
-                self._keep_time(self.board.unix_ms())
+                self._clock_now_set()
                 return
         # No NTP (UDP 123 is often closed in plant networks): the gateway's Date, over the same
         # verified TLS as everything else. Boards that check certificate dates (ESP32) need a plausible
@@ -342,7 +342,13 @@ class App:
             return
         self.board.set_unix_ms(got)
         self.log("info", "clock set from the gateway's Date (NTP %s)" % ("did not answer" if ntp else "is off"))
-        self._keep_time(got)
+        self._clock_now_set()
+
+    def _clock_now_set(self):
+        """The schedule made on the unset clock starts again from the true time: sample and upload now."""
+        now = self.board.unix_ms()
+        self.next_sample = self.next_upload = now
+        self._keep_time(now)
 
     def _last_time_ms(self):
         try:
