@@ -14,6 +14,7 @@ Readings and events wait in two spools under <flash>/spool until the hub has tak
 import gc
 import json
 
+import firmware
 from firmware import power, sensors
 from mindconnect import items
 from mindconnect.errors import ConfigError, MindConnectError, OnboardingRequired
@@ -23,17 +24,6 @@ STORE_DIR = "/agent"  # the agent's credential store under the flash dir (tools/
 SPOOL_DIR = "/spool"
 CLOCK_SET_MS = 1704067200000  # 2024-01-01: a board clock below this was never set
 RECORD_OVERHEAD = 6  # bytes a spool record adds to its payload (length and CRC)
-NODE_SOURCE = "node"
-# self-telemetry points of the "node" data source: id, name, type, unit
-TELEMETRY = (
-    ("node_free_heap", "Free heap", "LONG", "B"),
-    ("node_spool_depth", "Readings queued", "LONG", ""),
-    ("node_dropped", "Readings dropped", "LONG", ""),
-    ("node_rssi", "Wi-Fi RSSI", "INT", "dBm"),
-    ("node_reset_cause", "Reset cause", "STRING", ""),
-    ("node_uptime", "Uptime", "LONG", "s"),
-    ("node_upload_failures", "Upload failures", "LONG", ""),
-)
 LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -86,28 +76,6 @@ def event_id(rand):
     return "%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
 
 
-def model_description(cfg):
-    """The data model derived from the configured sensors, plus the "node" telemetry source.
-
-    The configurationId is taken from the content, so a changed configuration is a new model.
-    """
-    import binascii
-    import hashlib
-    sources = []
-    for s in cfg.sensors:
-        dps = []
-        for p in s["points"]:
-            dps.append({"id": p["id"], "name": p.get("name") or p["id"], "type": p.get("type", "DOUBLE"),
-                        "unit": p.get("unit", "")})
-        sources.append({"name": s["name"], "dataPoints": dps})
-    sources.append({"name": NODE_SOURCE, "dataPoints": [
-        {"id": t[0], "name": t[1], "type": t[2], "unit": t[3]} for t in TELEMETRY]})
-    desc = {"configurationId": "", "dataSources": sources}
-    digest = hashlib.sha256(json.dumps(sources).encode()).digest()
-    desc["configurationId"] = "node-" + binascii.hexlify(digest[:8]).decode()
-    return desc
-
-
 class App:
     """One node: its sensors, two spools, the agent (made on first upload) and the schedule."""
 
@@ -122,8 +90,7 @@ class App:
         _mkdir(flash + SPOOL_DIR)
         # the data model first, then its garbage (the description, JSON, hashing) collected: the
         # long-lived buffers below are made in one stretch instead of around that garbage's holes
-        self.model = items.DataModel(model_description(cfg))
-        gc.collect()
+        self.model = firmware._once("datamodel", "model", cfg)
         sp = cfg.spool
         flush_ms = sp["flush_ms"] or None
         # flush_every 1 writes each record at once: a write buffer for several records would stay unused
@@ -319,10 +286,7 @@ class App:
     def _mappings(self):
         if not self.cfg.mappings:
             return []
-        cid = self.agent.store.current().client_id
-        return [{"dataPointId": m["point"], "entityId": m["entity_id"] or cid,
-                 "propertySetName": m["property_set"], "propertyName": m["property"],
-                 "keepMapping": m["keep"]} for m in self.cfg.mappings]
+        return firmware._once("datamodel", "mappings", self.cfg, self.agent.store.current().client_id)
 
     def upload(self):
         """Telemetry into the spool, then model (when changed), readings and events to the hub."""
