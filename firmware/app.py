@@ -315,7 +315,8 @@ class App:
                 if a.state == "ready":  # the key is spent (1-2 KB): its heap goes to the token and the model
                     a.key = self.cfg.onboarding_key = None
                 gc.collect()  # the key and onboarding's leftovers, before the token request
-                a.sync_model(self.model, self._mappings())
+                _loaded(("jwt", "renew"), a.authorize)
+                _loaded(("dsc",), a.sync_model, self.model, self._mappings())
                 self.model_synced = True
             report = a.exchange(timeseries=self.readings if self.readings.pending() else None,
                                 events=self.events if self.events.pending() else None)
@@ -396,6 +397,24 @@ def _next(due, now, period):
     if due <= now:
         due = now + period - (now - due) % period
     return due
+
+
+def _loaded(names, fn, *args):
+    """fn(*args) with the agent's on-demand modules mindconnect.<names> imported first, then unloaded.
+
+    The agent imports them itself when it needs them, in the middle of a request, where their code lands
+    in the free top of the heap that the answer and its parsing need next (the first token answer and
+    the data model's PUT set the app's smallest heap). Imported here, after a collection, it takes the
+    lowest free room instead.
+    """
+    from mindconnect.compat import unload
+    for n in names:
+        __import__("mindconnect." + n)
+    gc.collect()
+    try:
+        return fn(*args)
+    finally:
+        unload(*names)
 
 
 def _mkdir(path):
