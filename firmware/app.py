@@ -223,6 +223,8 @@ class App:
         self.samples += 1
 
     def _append(self, ts, values):
+        if self.encoder is None:
+            self.encoder = items.RecordEncoder(self.model)
         try:
             rec = self.encoder.encode(ts, values)
         except items.InvalidReading as e:
@@ -302,6 +304,9 @@ class App:
             self._failed("Wi-Fi: %s" % self.wifi.last_error, self.next_upload)  # no watermark retries before it
             return
         if self.agent is None:
+            # the record encoder's 1 KB buffer waits for the next reading (_append makes it again): the
+            # first upload of a boot (agent, onboarding, token, data model) is the tightest part
+            self.encoder = None
             # collected before and after: the agent's modules, then onboarding's TLS context and HTTP
             # buffers each find the room the garbage before them left (measured: 2 KB less minimum each)
             gc.collect()
