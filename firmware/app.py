@@ -14,6 +14,7 @@ Readings and events wait in two spools under <flash>/spool until the hub has tak
 import gc
 import json
 
+import firmware
 from firmware import power, sensors
 from mindconnect import items
 from mindconnect.errors import ConfigError, MindConnectError, OnboardingRequired
@@ -25,17 +26,6 @@ CLOCK_SET_MS = 1704067200000  # 2024-01-01: a board clock below this was never s
 TIME_FILE = "/time"  # in the store: the last time known (unix seconds), a lower bound after a power cut
 TIME_KEEP_MS = 86400000  # the time file is renewed once a day (flash wear)
 RECORD_OVERHEAD = 6  # bytes a spool record adds to its payload (length and CRC)
-NODE_SOURCE = "node"
-# self-telemetry points of the "node" data source: id, name, type, unit
-TELEMETRY = (
-    ("node_free_heap", "Free heap", "LONG", "B"),
-    ("node_spool_depth", "Readings queued", "LONG", ""),
-    ("node_dropped", "Readings dropped", "LONG", ""),
-    ("node_rssi", "Wi-Fi RSSI", "INT", "dBm"),
-    ("node_reset_cause", "Reset cause", "STRING", ""),
-    ("node_uptime", "Uptime", "LONG", "s"),
-    ("node_upload_failures", "Upload failures", "LONG", ""),
-)
 LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -88,28 +78,6 @@ def event_id(rand):
     return "%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
 
 
-def model_description(cfg):
-    """The data model derived from the configured sensors, plus the "node" telemetry source.
-
-    The configurationId is taken from the content, so a changed configuration is a new model.
-    """
-    import binascii
-    import hashlib
-    sources = []
-    for s in cfg.sensors:
-        dps = []
-        for p in s["points"]:
-            dps.append({"id": p["id"], "name": p.get("name") or p["id"], "type": p.get("type", "DOUBLE"),
-                        "unit": p.get("unit", "")})
-        sources.append({"name": s["name"], "dataPoints": dps})
-    sources.append({"name": NODE_SOURCE, "dataPoints": [
-        {"id": t[0], "name": t[1], "type": t[2], "unit": t[3]} for t in TELEMETRY]})
-    desc = {"configurationId": "", "dataSources": sources}
-    digest = hashlib.sha256(json.dumps(sources).encode()).digest()
-    desc["configurationId"] = "node-" + binascii.hexlify(digest[:8]).decode()
-    return desc
-
-
 class App:
     """One node: its sensors, two spools, the agent (made on first upload) and the schedule."""
 
@@ -129,8 +97,7 @@ class App:
         _mkdir(flash + SPOOL_DIR)
         # the data model first, then its garbage (the description, JSON, hashing) collected: the
         # long-lived buffers below are made in one stretch instead of around that garbage's holes
-        self.model = items.DataModel(model_description(cfg))
-        gc.collect()
+        self.model = firmware._once("datamodel", "model", cfg)
         sp = cfg.spool
         flush_ms = sp["flush_ms"] or None
         # flush_every 1 writes each record at once: a write buffer for several records would stay unused
@@ -273,6 +240,8 @@ class App:
         self.samples += 1
 
     def _append(self, ts, values):
+        if self.encoder is None:
+            self.encoder = items.RecordEncoder(self.model)
         try:
             rec = self.encoder.encode(ts, values)
         except items.InvalidReading as e:
@@ -385,10 +354,7 @@ class App:
     def _mappings(self):
         if not self.cfg.mappings:
             return []
-        cid = self.agent.store.current().client_id
-        return [{"dataPointId": m["point"], "entityId": m["entity_id"] or cid,
-                 "propertySetName": m["property_set"], "propertyName": m["property"],
-                 "keepMapping": m["keep"]} for m in self.cfg.mappings]
+        return firmware._once("datamodel", "mappings", self.cfg, self.agent.store.current().client_id)
 
     def upload(self):
         """Telemetry into the spool, then model (when changed), readings and events to the hub."""
@@ -404,6 +370,9 @@ class App:
             self._failed("Wi-Fi: %s" % self.wifi.last_error, self.next_upload)  # no watermark retries before it
             return
         if self.agent is None:
+            # the record encoder's 1 KB buffer waits for the next reading (_append makes it again): the
+            # first upload of a boot (agent, onboarding, token, data model) is the tightest part
+            self.encoder = None
             # collected before and after: the agent's modules, then onboarding's TLS context and HTTP
             # buffers each find the room the garbage before them left (measured: 2 KB less minimum each)
             gc.collect()
@@ -417,7 +386,8 @@ class App:
                 if a.state == "ready":  # the key is spent (1-2 KB): its heap goes to the token and the model
                     a.key = self.cfg.onboarding_key = None
                 gc.collect()  # the key and onboarding's leftovers, before the token request
-                a.sync_model(self.model, self._mappings())
+                _loaded(("jwt", "renew"), a.authorize)
+                _loaded(("dsc",), a.sync_model, self.model, self._mappings())
                 self.model_synced = True
             report = a.exchange(timeseries=self.readings if self.readings.pending() else None,
                                 events=self.events if self.events.pending() else None)
@@ -515,6 +485,24 @@ def _next(due, now, period):
     if due <= now:
         due = now + period - (now - due) % period
     return due
+
+
+def _loaded(names, fn, *args):
+    """fn(*args) with the agent's on-demand modules mindconnect.<names> imported first, then unloaded.
+
+    The agent imports them itself when it needs them, in the middle of a request, where their code lands
+    in the free top of the heap that the answer and its parsing need next (the first token answer and
+    the data model's PUT set the app's smallest heap). Imported here, after a collection, it takes the
+    lowest free room instead.
+    """
+    from mindconnect.compat import unload
+    for n in names:
+        __import__("mindconnect." + n)
+    gc.collect()
+    try:
+        return fn(*args)
+    finally:
+        unload(*names)
 
 
 def _mkdir(path):

@@ -2,20 +2,13 @@
 
 load(flash_dir) reads both files and returns a Config, or raises mindconnect.errors.ConfigError whose
 message names the field and the fix ("sensors[2].pin: 35 is input-only on ESP32; ..."). validate()
-does the same from dicts. The checks live in firmware.configcheck, imported for the check and
-unloaded after it (its code would otherwise hold about 20 KB of heap for nothing). Pin rules are the
+does the same from dicts. The reading and the checks live in firmware.configcheck, imported for them
+and unloaded after (its code would otherwise hold about 20 KB of heap for nothing). Pin rules are the
 ESP32's (the config is written for the board); the simulated board ignores pins. Secrets are wrapped
 in Secret, whose repr never shows the value. The reference of every setting is docs/FIRMWARE.md.
 """
 
-import gc
-import json
-import sys
-
-from mindconnect.errors import ConfigError
-
-CONFIG_FILE = "config.json"
-SECRETS_FILE = "secrets.json"
+import firmware
 
 
 class Secret:
@@ -59,59 +52,11 @@ class Config:
             len(self.sensors), self.sample_s, self.upload_s, self.mode)
 
 
-def _checked(cfg, secrets, read_file):
-    import firmware
-    gc.collect()  # the checker's code is loaded in one go: give it an unfragmented heap
-    from firmware import configcheck
-    try:
-        return Config(configcheck.check(cfg, secrets, read_file))
-    finally:
-        sys.modules.pop("firmware.configcheck", None)
-        if hasattr(firmware, "configcheck"):
-            del firmware.configcheck
-        gc.collect()
-
-
 def validate(cfg, secrets=None):
     """A Config from already-parsed dicts (an onboarding key must be given as its JSON object)."""
-    return _checked(cfg, secrets or {}, None)
-
-
-def _read_json(path, field, required):
-    try:
-        f = open(path)
-    except OSError:
-        if required:
-            raise ConfigError("%s: not found; copy a config.json to the board (tools/provision.py does it, "
-                              "docs/FIRMWARE.md has an example)" % field) from None
-        return None
-    try:
-        return json.load(f)
-    except ValueError:
-        raise ConfigError("%s: not valid JSON; check quotes, commas and brackets (no comments, no trailing "
-                          "commas)" % field) from None
-    finally:
-        f.close()
+    return firmware._once("configcheck", "validate", cfg, secrets or {})
 
 
 def load(flash_dir):
     """The Config from flash_dir/config.json and flash_dir/secrets.json (optional); ConfigError if bad."""
-    base = flash_dir.rstrip("/") + "/"
-    cfg = _read_json(base + CONFIG_FILE, CONFIG_FILE, True)
-    secrets = _read_json(base + SECRETS_FILE, SECRETS_FILE, False)
-
-    def read_key(name, field):
-        key = _read_json(base + name, "%s (%s)" % (field, name), False)
-        if key is None:
-            raise ConfigError("%s: file %s not found in flash; copy the onboarding key there or paste its "
-                              "JSON into secrets.json" % (field, name))
-        return key
-
-    conf = _checked(cfg, secrets, read_key)
-    try:
-        open(base + conf.ca_file).close()
-    except OSError:
-        raise ConfigError("ca_file: %s not found in flash; copy the gateway's root CA there in DER form "
-                          "(tools/provision.py does it)" % conf.ca_file) from None
-    conf.ca_file = base + conf.ca_file
-    return conf
+    return firmware._once("configcheck", "load", flash_dir)

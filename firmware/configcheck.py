@@ -1,11 +1,13 @@
-"""Validation of config.json and secrets.json: defaults, ESP32 pin rules, clear errors.
+"""Reading and validation of config.json and secrets.json: defaults, ESP32 pin rules, clear errors.
 
-Used once at boot through firmware.config, which unloads this module again afterwards: its code is
-large for a heap of about 100 KB and is not needed once the settings are known. Every error names
-the field and the fix; secrets are wrapped in Secret before they leave, and never echoed.
+Used once at boot through firmware.config (load, validate), which unloads this module again afterwards:
+its code is large for a heap of about 100 KB and is not needed once the settings are known. Every error
+names the field and the fix; secrets are wrapped in Secret before they leave, and never echoed.
 """
 
-from firmware.config import Secret
+import json
+
+from firmware.config import Config, Secret
 from firmware.sensors import QUANTITIES
 from mindconnect.errors import ConfigError
 
@@ -459,3 +461,49 @@ def check(cfg, secrets, read_file=None):
         "wifi_password": password,
         "onboarding_key": key,
     }
+
+
+def validate(cfg, secrets):
+    """config.validate: a Config from already-parsed dicts."""
+    return Config(check(cfg, secrets))
+
+
+def _read_json(path, field, required):
+    try:
+        f = open(path)
+    except OSError:
+        if required:
+            raise ConfigError("%s: not found; copy a config.json to the board (tools/provision.py does it, "
+                              "docs/FIRMWARE.md has an example)" % field) from None
+        return None
+    try:
+        return json.load(f)
+    except ValueError:
+        raise ConfigError("%s: not valid JSON; check quotes, commas and brackets (no comments, no trailing "
+                          "commas)" % field) from None
+    finally:
+        f.close()
+
+
+def load(flash_dir):
+    """config.load: the Config from flash_dir/config.json and flash_dir/secrets.json."""
+    base = flash_dir.rstrip("/") + "/"
+    cfg = _read_json(base + "config.json", "config.json", True)
+    secrets = _read_json(base + "secrets.json", "secrets.json", False)
+
+    def read_key(name, field):
+        key = _read_json(base + name, "%s (%s)" % (field, name), False)
+        if key is None:
+            raise ConfigError("%s: file %s not found in flash; copy the onboarding key there or paste its "
+                              "JSON into secrets.json" % (field, name))
+        return key
+
+    conf = Config(check(cfg, secrets, read_key))
+    cfg = secrets = None
+    try:
+        open(base + conf.ca_file).close()
+    except OSError:
+        raise ConfigError("ca_file: %s not found in flash; copy the gateway's root CA there in DER form "
+                          "(tools/provision.py does it)" % conf.ca_file) from None
+    conf.ca_file = base + conf.ca_file
+    return conf

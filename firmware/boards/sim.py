@@ -79,16 +79,6 @@ class Signals:
         return (x & 0xFFFF) / 65536
 
 
-class SimPin:
-    def __init__(self, state, n):
-        self.state = state
-        self.n = n
-
-    def value(self):
-        """0 while the pin is held low (like a pressed button with a pull-up), else 1."""
-        return 0 if self.n in self.state.held_pins else 1
-
-
 class SimWdt:
     """A watchdog that resets the board (raises Reset) when time passes beyond timeout without feed()."""
 
@@ -128,46 +118,6 @@ class SimRtcMemory:
         if len(data) > RTC_MEMORY_MAX:
             raise ValueError("RTC memory holds at most %d bytes" % RTC_MEMORY_MAX)
         self.state.rtc_memory = bytes(data)
-
-
-class SimWlan:
-    """network.WLAN(STA_IF) as far as net.py uses it; joins after state.wifi_connect_ms if the AP is up."""
-
-    def __init__(self, board, state):
-        self.board = board
-        self.state = state
-        self.started = None
-        self.on = False
-
-    def active(self, on=None):
-        if on is not None:
-            self.on = bool(on)
-            if not on:
-                self.started = None
-        return self.on
-
-    def connect(self, ssid, password=None):
-        if not self.on:
-            raise OSError("Wi-Fi Internal Error")  # what the ESP32 port says when the interface is off
-        self.state.wifi_attempts += 1
-        self.started = self.board.ticks_ms()
-
-    def disconnect(self):
-        self.started = None
-
-    def status(self, param=None):
-        if param == "rssi":
-            if not self.isconnected():
-                raise OSError("not connected")
-            return self.state.wifi_rssi
-        if self.started is None:
-            return STAT_IDLE
-        if self.board.ticks_diff(self.board.ticks_ms(), self.started) < self.state.wifi_connect_ms:
-            return STAT_CONNECTING
-        return STAT_GOT_IP if self.state.wifi_up else STAT_NO_AP_FOUND
-
-    def isconnected(self):
-        return self.status() == STAT_GOT_IP
 
 
 class SimBoard:
@@ -225,6 +175,7 @@ class SimBoard:
         return self._signals
 
     def pin(self, n):
+        from firmware.boards.simextra import SimPin
         return SimPin(self.state, n)
 
     # power
@@ -262,4 +213,5 @@ class SimBoard:
         return gc.mem_free() if hasattr(gc, "mem_free") else None
 
     def wlan(self):
+        from firmware.boards.simextra import SimWlan
         return SimWlan(self, self.state)

@@ -9,16 +9,18 @@ class SensorError(Exception):
     """A sensor did not answer or answered nonsense (checksum, CRC, chip id): check wiring and power."""
 
 
+_T = "temperature"  # one str object for the table (each literal of 11+ characters would be one more)
 # kind -> (quantities it measures, first one is the default for a data point without "quantity")
 QUANTITIES = {
-    "internal_temp": ("temperature",),
+    "internal_temp": (_T,),
     "adc": ("voltage",),
-    "dht11": ("temperature", "humidity"),
-    "dht22": ("temperature", "humidity"),
-    "bme280": ("temperature", "pressure", "humidity"),
-    "ds18b20": ("temperature",),
-    "sim": ("temperature", "humidity", "pressure", "voltage"),
+    "dht11": (_T, "humidity"),
+    "dht22": (_T, "humidity"),
+    "bme280": (_T, "pressure", "humidity"),
+    "ds18b20": (_T,),
+    "sim": (_T, "humidity", "pressure", "voltage"),
 }
+del _T
 
 
 def build(scfg, board):
