@@ -24,6 +24,7 @@ from mindconnect.errors import (
     MindConnectError,
     OnboardingRequired,
     Rejected,
+    msg,
 )
 
 NEW = "new"
@@ -41,13 +42,23 @@ _BACKOFF_FIRST_MS = const(2000)
 _BACKOFF_MAX_MS = const(3600000)
 
 _EXCHANGE = "/api/mindconnect/v3/exchange"
-NEW_KEY = "get a new onboarding key from Insights Hub > Agent > Onboard and provision it"
+# The wording of its errors, one line each, taken by msg(_W, line): one str constant, not one per message
+# (in ROM form each str constant over 10 characters is an object of about 40 B in the heap; docs/AGENT.md).
+# Line 0 ends the errors of onboard and renew that need a new onboarding key.
+_W = ("get a new onboarding key from Insights Hub > Agent > Onboard and provision it\n"  # 0
+      "the gateway URL must start with https:// (got %s)\n"
+      "<Outcome %s items=%d readings=%d events=%d %s>\n"
+      "readings need the data model: call sync_model() first\n"
+      "time series need the data model: call sync_model() first\n"
+      "an item of %d bytes can never fit the %d-byte body limit: make it smaller\n"  # 5
+      "backing off\n"
+      "/api/agentmanagement/v3/oauth/token_key")
 
 
 def split_url(url):
     """(host, port, path) of an https URL."""
     if not url.startswith("https://"):
-        raise ConfigError("the gateway URL must start with https:// (got %s)" % url)
+        raise ConfigError(msg(_W, 1) % url)
     rest = url[8:]
     cut = rest.find("/")
     hostport, path = (rest, "") if cut < 0 else (rest[:cut], rest[cut:])
@@ -74,7 +85,7 @@ class Outcome:
         self.retry_at_ms = retry_at_ms
 
     def __repr__(self):
-        return "<Outcome %s items=%d readings=%d events=%d %s>" % (
+        return msg(_W, 2) % (
             self.status, len(self.items), self.readings, self.events, self.reason or "")
 
 
@@ -196,7 +207,7 @@ class Agent:
         """The gateway's time from the Date of one GET of its public token key (no credential is sent;
         1 s resolution), for a board whose clock NTP cannot set; None if the answer had no Date."""
         from mindconnect.clock import parse_http_date
-        date = self._call("GET", "/api/agentmanagement/v3/oauth/token_key").headers.get("date")
+        date = self._call("GET", msg(_W, 7)).headers.get("date")
         try:
             return parse_http_date(date) * 1000 if date else None
         except ValueError:
@@ -331,12 +342,12 @@ class Agent:
         if timeseries is not None:
             if not hasattr(timeseries, "batch"):
                 if self.model is None:
-                    raise ConfigError("readings need the data model: call sync_model() first")
+                    raise ConfigError(msg(_W, 3))
                 timeseries = items.ReadingStage(self.store.folder + "/stage", items.RecordEncoder(self.model),
                                                 timeseries, self.aside)
             cid = self.model.config_id if self.model else None
             if cid is None:
-                raise ConfigError("time series need the data model: call sync_model() first")
+                raise ConfigError(msg(_W, 4))
             out.append(_Source("readings", timeseries, lambda s: items.timeseries_item(cid, s)))
         if events is not None:
             out.append(_Source("events", events, items.event_item))
@@ -355,10 +366,9 @@ class Agent:
         pending = list(items_)
         for it in pending:
             if it.wire_length() > limit:
-                raise ConfigError("an item of %d bytes can never fit the %d-byte body limit: make it smaller"
-                                  % (it.wire_length(), self.body_limit))
+                raise ConfigError(msg(_W, 5) % (it.wire_length(), self.body_limit))
         if self.retry_at_ms is not None and self.clock.now_ms() < self.retry_at_ms:
-            report.add(Outcome(RETRY, pending, reason="backing off", retry_at_ms=self.retry_at_ms))
+            report.add(Outcome(RETRY, pending, reason=msg(_W, 6), retry_at_ms=self.retry_at_ms))
             return report
         sources = self._sources(timeseries, events)
         try:

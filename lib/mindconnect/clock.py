@@ -6,6 +6,16 @@ whose epoch differs between ports.
 """
 
 from mindconnect.compat import unix_ms
+from mindconnect.errors import msg
+
+# The wording of its errors, one line each, taken by msg(_W, line): one str constant, not one per message
+# (in ROM form each str constant over 10 characters is an object of about 40 B in the heap; docs/AGENT.md).
+_W = ("bad %s in timestamp\n"  # 0
+      "timestamp must look like 2026-11-25T06:02:51.272Z\n"
+      "bad fraction in timestamp\n"
+      "timestamp out of range\n"
+      "not an HTTP date\n"
+      "clock differs from the gateway's %s by %d s; check NTP")  # 5
 
 # A clock reading before 2024-01-01 is treated as unset (a board that has not had NTP yet).
 MIN_VALID_MS = 1704067200000
@@ -50,24 +60,24 @@ def _int(s, what):
     try:
         return int(s)
     except ValueError:
-        raise ValueError("bad %s in timestamp" % what) from None
+        raise ValueError(msg(_W, 0) % what) from None
 
 
 def parse_iso8601(s):
     """Milliseconds since the epoch of 'YYYY-MM-DDTHH:MM:SS[.fff]Z'; ValueError otherwise."""
     if len(s) < 20 or s[4] != "-" or s[7] != "-" or s[10] != "T" or s[13] != ":" or s[16] != ":" \
             or s[-1] != "Z":
-        raise ValueError("timestamp must look like 2026-11-25T06:02:51.272Z")
+        raise ValueError(msg(_W, 1))
     y, mo, d = _int(s[0:4], "year"), _int(s[5:7], "month"), _int(s[8:10], "day")
     hh, mm, ss = _int(s[11:13], "hour"), _int(s[14:16], "minute"), _int(s[17:19], "second")
     frac = s[19:-1]
     milli = 0
     if frac:
         if frac[0] != "." or len(frac) < 2 or not frac[1:].isdigit():
-            raise ValueError("bad fraction in timestamp")
+            raise ValueError(msg(_W, 2))
         milli = int((frac[1:] + "00")[:3])
     if not (1 <= mo <= 12 and 1 <= d <= 31 and hh < 24 and mm < 60 and ss < 61):
-        raise ValueError("timestamp out of range")
+        raise ValueError(msg(_W, 3))
     return ((days_from_civil(y, mo, d) * 86400) + hh * 3600 + mm * 60 + ss) * 1000 + milli
 
 
@@ -75,10 +85,10 @@ def parse_http_date(s):
     """Seconds since the epoch of an IMF-fixdate ('Sun, 06 Nov 1994 08:49:37 GMT'); ValueError otherwise."""
     parts = s.strip().split()
     if len(parts) != 6 or parts[5] != "GMT" or parts[2] not in _MONTHS:
-        raise ValueError("not an HTTP date")
+        raise ValueError(msg(_W, 4))
     hms = parts[4].split(":")
     if len(hms) != 3:
-        raise ValueError("not an HTTP date")
+        raise ValueError(msg(_W, 4))
     day = days_from_civil(_int(parts[3], "year"), _MONTHS.index(parts[2]) + 1, _int(parts[1], "day"))
     return day * 86400 + _int(hms[0], "hour") * 3600 + _int(hms[1], "minute") * 60 + _int(hms[2], "second")
 
@@ -127,7 +137,7 @@ class Clock:
             self.offset_ms = int(server_secs) * 1000 - self.source()
             return skew
         if abs(skew) > SKEW_WARN_S and self.warn:
-            self.warn("clock differs from the gateway's %s by %d s; check NTP" % (what, skew))
+            self.warn(msg(_W, 5) % (what, skew))
         return skew
 
     def observe_headers(self, headers):

@@ -46,3 +46,13 @@ AuthError = type("AuthError", (MindConnectError,), {})
 OnboardingRequired = type("OnboardingRequired", (AuthError,), {})
 Rejected = type("Rejected", (MindConnectError,), {})
 ConfigError = type("ConfigError", (MindConnectError,), {})
+
+
+def msg(words, n):
+    """Line n of words: a module's error wording as one str constant (one object in the heap in ROM
+    form, not one per message)."""
+    i = 0
+    for _ in range(n):
+        i = words.index("\n", i) + 1
+    j = words.find("\n", i)
+    return words[i:] if j < 0 else words[i:j]

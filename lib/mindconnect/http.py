@@ -21,7 +21,7 @@ import gc
 import json
 
 from mindconnect.compat import MICROPYTHON, const
-from mindconnect.errors import ConfigError, ConnectionClosed, ProtocolError
+from mindconnect.errors import ConfigError, ConnectionClosed, ProtocolError, msg
 
 # const() with a leading underscore: inlined by the compiler, no name kept in RAM (see docs/AGENT.md, Memory)
 MAX_LINE = const(1024)  # bytes of a status, header or chunk-size line, CRLF not counted
@@ -31,6 +31,37 @@ WRITE_BUF = const(1024)
 _READ_BUF = const(1026)  # MAX_LINE + CRLF
 _HEX = b"0123456789abcdefABCDEF"
 _BODY_METHODS = ("POST", "PUT", "PATCH")  # these send Content-Length: 0 when they have no body
+# The wording of every error, one line each, taken by msg(_W, line): one str constant instead of 30 (in
+# ROM form each str constant over 10 characters is an object of about 40 B in the heap; docs/AGENT.md).
+_W = ("the response body went to a sink: there is nothing to parse\n"  # 0
+      "the body of the %d response is not valid JSON\n"
+      "%s contains a line break\n"
+      "the request line\n"
+      "the request path contains a space: percent-encode it\n"
+      "a header name\n"  # 5
+      "the request body wrote %d bytes but declared %d\n"
+      "%s sent more than %d informational (1xx) responses\n"
+      "bad Content-Length from %s\n"
+      "%s did not answer with an HTTP status line (got %r)\n"
+      "malformed header line from %s\n"  # 10
+      "a header from %s is not UTF-8 text\n"
+      "%s sent more than %d response headers\n"
+      "bad chunk size from %s\n"
+      "a chunk from %s is longer than its size line says\n"
+      "%s sent more than %d trailer lines\n"  # 15
+      "the response body from %s is over the limit of %d bytes: pass a sink or a larger max_body\n"
+      "%s closed the connection after %d of %d body bytes\n"
+      "%s closed the connection %s\n"
+      "%s sent a %s longer than %d bytes\n"
+      "before answering\n"  # 20: _readline's when and what
+      "status line\n"
+      "in the response header\n"
+      "header line\n"
+      "in a chunked body\n"
+      "chunk-size line\n"  # 25
+      "chunk end\n"
+      "in the chunked trailer\n"
+      "trailer line")
 
 
 class Response:
@@ -44,11 +75,11 @@ class Response:
 
     def json(self):
         if self.body is None:
-            raise ConfigError("the response body went to a sink: there is nothing to parse")
+            raise ConfigError(msg(_W, 0))
         try:
             return json.loads(self.body)
         except ValueError:
-            raise ProtocolError("the body of the %d response is not valid JSON" % self.status) from None
+            raise ProtocolError(msg(_W, 1) % self.status) from None
 
     def __repr__(self):
         # Never the body or header values: they can hold tokens.
@@ -57,13 +88,14 @@ class Response:
 
 
 def _check_token(text, what):
-    """Refuse request-line and header text (str or bytes) that would break the framing (CR, LF)."""
+    """Refuse request-line and header text (str or bytes) that would break the framing (CR, LF).
+    what: a line of _W, or the name of the header whose value text is."""
     if isinstance(text, str):
         bad = "\r" in text or "\n" in text
     else:
         bad = 13 in text or 10 in text
     if bad:
-        raise ConfigError("%s contains a line break" % what)
+        raise ConfigError(msg(_W, 2) % (msg(_W, what) if isinstance(what, int) else "header " + what))
 
 
 def _pairs(headers):
@@ -137,10 +169,10 @@ class HTTPClient:
         The head itself is never built in RAM: _send_head writes it piece by piece through the write
         buffer (an Authorization header alone is about 1 KB), again for a resend.
         """
-        _check_token(method, "the request line")
-        _check_token(path, "the request line")
+        _check_token(method, 3)
+        _check_token(path, 3)
         if " " in path:
-            raise ConfigError("the request path contains a space: percent-encode it")
+            raise ConfigError(msg(_W, 4))
         if body is None:
             length = 0 if method in _BODY_METHODS else None
             ctype = None
@@ -153,9 +185,9 @@ class HTTPClient:
         host = True
         agent = bool(self.user_agent)
         for name, value in _pairs(headers):
-            _check_token(name, "a header name")
+            _check_token(name, 5)
             if isinstance(value, (str, bytes)):
-                _check_token(value, "header " + name)  # the value is not shown: it can be a secret
+                _check_token(value, name)  # the value is not shown: it can be a secret
             name = name.lower()
             if name == "host":
                 host = False
@@ -225,8 +257,7 @@ class HTTPClient:
         elif body is not None:
             body.write_to(self._write)
             if self._sent - start != body.length:
-                raise ProtocolError("the request body wrote %d bytes but declared %d"
-                                    % (self._sent - start, body.length))
+                raise ProtocolError(msg(_W, 6) % (self._sent - start, body.length))
         if self._wused:
             self._stream.write(self._wmv[:self._wused])
             self._wused = 0
@@ -261,8 +292,7 @@ class HTTPClient:
             if status >= 200:
                 break
         else:
-            raise ProtocolError("%s sent more than %d informational (1xx) responses"
-                                % (self._where, _MAX_INFORMATIONAL))
+            raise ProtocolError(msg(_W, 7) % (self._where, _MAX_INFORMATIONAL))
         conn = headers.get("connection", "").lower()
         keep = "close" not in conn if version == b"HTTP/1.1" else "keep-alive" in conn
         length = headers.get("content-length")
@@ -276,7 +306,7 @@ class HTTPClient:
         elif length.isdigit():
             length = int(length)
         else:
-            raise ProtocolError("bad Content-Length from %s" % self._where)
+            raise ProtocolError(msg(_W, 8) % self._where)
         if sink is not None:
             self._body(length, sink)
             body = None
@@ -303,32 +333,32 @@ class HTTPClient:
         return Response(status, reason, headers, body)
 
     def _status_line(self):
-        line = self._readline("before answering", "status line")
+        line = self._readline(20)
         parts = line.split(None, 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or len(parts[1]) != 3 or not parts[1].isdigit():
-            raise ProtocolError("%s did not answer with an HTTP status line (got %r)" % (self._where, line[:32]))
+            raise ProtocolError(msg(_W, 9) % (self._where, line[:32]))
         reason = parts[2].decode() if len(parts) > 2 else ""
         return parts[0], int(parts[1]), reason
 
     def _headers(self):
         headers = {}
         for _ in range(_MAX_HEADERS + 1):
-            line = self._readline("in the response header", "header line")
+            line = self._readline(22)
             if not line:
                 return headers
             i = line.find(b":")
             if i <= 0 or line[0] in (9, 32):
-                raise ProtocolError("malformed header line from %s" % self._where)
+                raise ProtocolError(msg(_W, 10) % self._where)
             try:
                 name = line[:i].strip().lower().decode()
                 value = line[i + 1:].strip().decode()
             except UnicodeError:
-                raise ProtocolError("a header from %s is not UTF-8 text" % self._where) from None
+                raise ProtocolError(msg(_W, 11) % self._where) from None
             if name in headers:
                 headers[name] += ", " + value
             else:
                 headers[name] = value
-        raise ProtocolError("%s sent more than %d response headers" % (self._where, _MAX_HEADERS))
+        raise ProtocolError(msg(_W, 12) % (self._where, _MAX_HEADERS))
 
     def _body(self, length, sink):
         """Pass the body to sink in memoryview slices of the read buffer.
@@ -340,20 +370,20 @@ class HTTPClient:
             self._pieces(length, sink)
             return
         while True:
-            line = self._readline("in a chunked body", "chunk-size line")
+            line = self._readline(24)
             size = line.split(b";", 1)[0].strip()
             if not size or len(size) > 8 or size.strip(_HEX):
-                raise ProtocolError("bad chunk size from %s" % self._where)
+                raise ProtocolError(msg(_W, 13) % self._where)
             size = int(size, 16)
             if size == 0:
                 break
             self._pieces(size, sink)
-            if self._readline("in a chunked body", "chunk end"):
-                raise ProtocolError("a chunk from %s is longer than its size line says" % self._where)
+            if self._readline(24, 26):
+                raise ProtocolError(msg(_W, 14) % self._where)
         for _ in range(_MAX_HEADERS + 1):  # trailer fields, dropped
-            if not self._readline("in the chunked trailer", "trailer line"):
+            if not self._readline(27):
                 return
-        raise ProtocolError("%s sent more than %d trailer lines" % (self._where, _MAX_HEADERS))
+        raise ProtocolError(msg(_W, 15) % (self._where, _MAX_HEADERS))
 
     def _pieces(self, length, sink):
         """Pass length bytes (-1: up to EOF) through the read buffer to sink."""
@@ -382,14 +412,14 @@ class HTTPClient:
             got += n
 
     def _too_big(self, limit):
-        return ProtocolError("the response body from %s is over the limit of %d bytes: pass a sink or a "
-                             "larger max_body" % (self._where, limit))
+        return ProtocolError(msg(_W, 16) % (self._where, limit))
 
     def _cut(self, got, length):
-        return ConnectionClosed("%s closed the connection after %d of %d body bytes" % (self._where, got, length))
+        return ConnectionClosed(msg(_W, 17) % (self._where, got, length))
 
-    def _readline(self, when, what):
-        """The next line without its CRLF, as bytes; at most MAX_LINE bytes."""
+    def _readline(self, when, what=None):
+        """The next line without its CRLF, as bytes; at most MAX_LINE bytes. when, what: lines of _W for
+        the errors (what: the line after when's if None)."""
         while True:
             i = self._rbuf.find(b"\n", self._rpos, self._rend)
             if i >= 0:
@@ -406,8 +436,8 @@ class HTTPClient:
                 self._rmv[:n] = self._rmv[self._rpos:self._rend]
                 self._rpos, self._rend = 0, n
             if not self._fill():
-                raise ConnectionClosed("%s closed the connection %s" % (self._where, when))
-        raise ProtocolError("%s sent a %s longer than %d bytes" % (self._where, what, MAX_LINE))
+                raise ConnectionClosed(msg(_W, 18) % (self._where, msg(_W, when)))
+        raise ProtocolError(msg(_W, 19) % (self._where, msg(_W, when + 1 if what is None else what), MAX_LINE))
 
     def _fill(self):
         """Read more into the read buffer; False at EOF."""

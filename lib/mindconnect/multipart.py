@@ -16,10 +16,18 @@ import os
 
 from mindconnect import jsonw
 from mindconnect.compat import const, urandom
-from mindconnect.errors import ConfigError, ProtocolError
+from mindconnect.errors import ConfigError, ProtocolError, msg
 
 META_TYPE = b"application/vnd.siemens.mindsphere.meta+json"
 _ALNUM = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+# The wording of its errors, one line each, taken by msg(_W, line): one str constant, not one per message
+# (in ROM form each str constant over 10 characters is an object of about 40 B in the heap; docs/AGENT.md).
+_W = ("file not found: %s\n"  # 0
+      "file %s shrank while it was being sent\n"
+      "source gave more bytes than the %d declared\n"
+      "source gave %d bytes, %d declared\n"
+      "multipart boundaries are %d characters")
 BOUNDARY_LEN = const(20)
 _FILE_CHUNK = const(512)
 
@@ -57,7 +65,7 @@ class FileSource:
         try:
             self.length = os.stat(path)[6]
         except OSError:
-            raise ConfigError("file not found: %s" % path) from None
+            raise ConfigError(msg(_W, 0) % path) from None
         _file_buffer()  # now, not while a body is written: it lives on, below a request's garbage
 
     def write_to(self, write):
@@ -74,7 +82,7 @@ class FileSource:
                 write(mv[:n])
                 left -= n
         if left:
-            raise ProtocolError("file %s shrank while it was being sent" % self.path)
+            raise ProtocolError(msg(_W, 1) % self.path)
 
 
 class ChunkSource:
@@ -89,10 +97,10 @@ class ChunkSource:
         for piece in self.chunks():
             sent += len(piece)
             if sent > self.length:
-                raise ProtocolError("source gave more bytes than the %d declared" % self.length)
+                raise ProtocolError(msg(_W, 2) % self.length)
             write(piece)
         if sent != self.length:
-            raise ProtocolError("source gave %d bytes, %d declared" % (sent, self.length))
+            raise ProtocolError(msg(_W, 3) % (sent, self.length))
 
 
 def meta_json(payload_type, payload_version, details=None):
@@ -137,7 +145,7 @@ class MultipartBody:
         self.item_boundaries = list(item_boundaries) if item_boundaries else [new_boundary() for _ in self.items]
         for bnd in [self.boundary] + self.item_boundaries:
             if len(bnd) != BOUNDARY_LEN:
-                raise ConfigError("multipart boundaries are %d characters" % BOUNDARY_LEN)
+                raise ConfigError(msg(_W, 4) % BOUNDARY_LEN)
         self.length = BODY_OVERHEAD + sum(it.wire_length() for it in self.items)
         self.content_type = "multipart/mixed; boundary=" + self.boundary.decode()
 

@@ -8,8 +8,8 @@ provisioning put on flash (rsa.RSA_KEY) as a JWKS.
 import json
 
 from mindconnect import credentials
-from mindconnect.agent import NEW_KEY, split_url
-from mindconnect.errors import ConfigError, OnboardingRequired, ProtocolError
+from mindconnect.agent import _W, split_url
+from mindconnect.errors import ConfigError, OnboardingRequired, ProtocolError, msg
 
 _WHOLE = ": copy it whole from Insights Hub"
 
@@ -44,7 +44,7 @@ def profile_of(content):
 def base_url(agent):
     """The gateway URL from the agent's onboarding key (before the first onboarding)."""
     if agent.key is None:
-        raise OnboardingRequired("not onboarded yet: " + NEW_KEY)
+        raise OnboardingRequired("not onboarded yet: " + msg(_W, 0))
     return parse_key(agent.key)["baseUrl"]
 
 
@@ -57,12 +57,12 @@ def onboard(agent):
         return False
     if agent.key is None:
         if stuck:
-            raise OnboardingRequired("%s: %s" % (stuck.get("reason"), NEW_KEY))
-        raise OnboardingRequired("not onboarded yet: " + NEW_KEY)
+            raise OnboardingRequired("%s: %s" % (stuck.get("reason"), msg(_W, 0)))
+        raise OnboardingRequired("not onboarded yet: " + msg(_W, 0))
     content = parse_key(agent.key)
     fp = credentials.key_fingerprint(content["iat"])
     if (stuck and stuck.get("key_fp") == fp) or [i for i in ids if i.key_fp == fp]:
-        raise OnboardingRequired("onboarding key already used: " + NEW_KEY)
+        raise OnboardingRequired("onboarding key already used: " + msg(_W, 0))
     kid, body = None, b"{}"
     if profile_of(content) == "RSA_3072":
         from mindconnect import rsa
@@ -74,7 +74,7 @@ def onboard(agent):
     if r.status in (400, 401, 403):
         reason = "onboarding key refused (%d: used or expired)" % r.status
         store.set_needs_key(reason, fp)
-        raise OnboardingRequired("%s: %s" % (reason, NEW_KEY))
+        raise OnboardingRequired("%s: %s" % (reason, msg(_W, 0)))
     if r.status != 201:
         raise agent._failure(r, "onboarding")
     doc = r.json()

@@ -13,8 +13,8 @@ done again at the next renewal, with the same key.
 import json
 
 from mindconnect import credentials, jsonw
-from mindconnect.agent import NEW_KEY, split_url
-from mindconnect.errors import OnboardingRequired, ProtocolError
+from mindconnect.agent import _W, split_url
+from mindconnect.errors import OnboardingRequired, ProtocolError, msg
 
 _AM = "/api/agentmanagement/v3"
 _FORM_HEAD = ("grant_type=client_credentials&client_assertion_type="
@@ -220,4 +220,4 @@ def authorize(agent, ids, rotation_due):
     agent.store.set_needs_key(reason, cur.key_fp if cur else None)
     agent._bearer = None
     agent._warn(reason)
-    raise OnboardingRequired("%s: %s" % (reason, NEW_KEY))
+    raise OnboardingRequired("%s: %s" % (reason, msg(_W, 0)))

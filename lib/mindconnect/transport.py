@@ -29,10 +29,29 @@ import socket
 from errno import EAGAIN, ECONNABORTED, ECONNREFUSED, ECONNRESET, ENOTCONN, ETIMEDOUT
 
 from mindconnect.compat import MICROPYTHON, const
-from mindconnect.errors import ConfigError, ConnectionClosed, NetworkError, TLSError
+from mindconnect.errors import ConfigError, ConnectionClosed, NetworkError, TLSError, msg
 
 _EPIPE = const(32)  # missing from MicroPython's errno module; 32 on Linux and in ESP-IDF's newlib alike
 _CLOSED_ERRNOS = (ECONNRESET, _EPIPE, ECONNABORTED, ENOTCONN)
+# The wording of every error, one line each, taken by msg(_W, line): one str constant instead of 14 (in
+# ROM form each str constant over 10 characters is an object of about 40 B in the heap; docs/AGENT.md).
+_W = ("the CA file is not DER certificates (byte %d); convert a PEM file with openssl x509 -outform der\n"  # 0
+      "TLS handshake with %s timed out\n"
+      "TLS handshake with %s failed (%s): check that the CA file is the one that signed the server's "
+      "certificate and that the host name is the one in it\n"
+      "timed out %s %s (nothing for %d ms)\n"
+      "connection %s %s was reset or closed by the peer\n"
+      "TLS error %s %s: %s\n"  # 5
+      "TLS error %s %s (mbedtls %d)\n"
+      "network error %s %s: %s\n"
+      "TLS needs the gateway's CA certificate as DER bytes (ca_der): provision the CA file\n"
+      "proxy must be (host, port) or (host, port, user, password)\n"
+      "cannot resolve %s: check the host name and the network's DNS\n"  # 10
+      "no connection to %s within %d ms\n"
+      "connection to %s refused: check the host and port\n"
+      "cannot connect to %s: %s\n"
+      "sending to\n"
+      "reading from")  # 15
 
 
 def _is_timeout(e):
@@ -53,8 +72,7 @@ def _der_certs(ca_der):
             head += n & 0x7F
             n = int.from_bytes(ca_der[i + 2:i + head], "big")
         if ca_der[i] != 0x30 or head > 6 or i + head + n > end:
-            raise ValueError("the CA file is not DER certificates (byte %d); convert a PEM file with "
-                             "openssl x509 -outform der" % i)
+            raise ValueError(msg(_W, 0) % i)
         out.append((i, i + head + n))
         i += head + n
     return out
@@ -80,11 +98,10 @@ def _tls_context(ca_der):
 def _tls_error(e, where):
     """The error for a failed handshake: TLSError, except a timeout (a slow network, not a TLS fault)."""
     if isinstance(e, OSError) and _is_timeout(e):
-        return NetworkError("TLS handshake with %s timed out" % where)
+        return NetworkError(msg(_W, 1) % where)
     # CPython names the fault in verify_message or reason; MicroPython's ValueError carries mbedtls' text.
     detail = getattr(e, "verify_message", None) or getattr(e, "reason", None) or str(e).strip()
-    return TLSError("TLS handshake with %s failed (%s): check that the CA file is the one that signed "
-                    "the server's certificate and that the host name is the one in it" % (where, detail))
+    return TLSError(msg(_W, 2) % (where, detail))
 
 
 class Stream:
@@ -121,7 +138,7 @@ class Stream:
                     raise OSError(ETIMEDOUT)
                 n = self.sock.write(buf)
         except OSError as e:
-            raise self._error(e, "sending to") from None
+            raise self._error(e, 14) from None
 
     def readinto(self, buf):
         """Bytes read into buf (at least 1), or 0 at EOF."""
@@ -135,7 +152,7 @@ class Stream:
                 n = self.sock.readinto(buf)
             return n
         except OSError as e:
-            raise self._error(e, "reading from") from None
+            raise self._error(e, 15) from None
 
     def close(self):
         try:
@@ -144,17 +161,18 @@ class Stream:
             pass
 
     def _error(self, e, doing):
+        doing = msg(_W, doing)
         if _is_timeout(e):
-            return NetworkError("timed out %s %s (nothing for %d ms)" % (doing, self.where, self.timeout_ms))
+            return NetworkError(msg(_W, 3) % (doing, self.where, self.timeout_ms))
         if e.errno in _CLOSED_ERRNOS:
-            return ConnectionClosed("connection %s %s was reset or closed by the peer" % (doing, self.where))
+            return ConnectionClosed(msg(_W, 4) % (doing, self.where))
         if not MICROPYTHON:
             import ssl
             if isinstance(e, ssl.SSLError):
-                return TLSError("TLS error %s %s: %s" % (doing, self.where, e.reason or e))
+                return TLSError(msg(_W, 5) % (doing, self.where, e.reason or e))
         elif e.errno is not None and e.errno < 0:
-            return TLSError("TLS error %s %s (mbedtls %d)" % (doing, self.where, e.errno))
-        return NetworkError("network error %s %s: %s" % (doing, self.where, e))
+            return TLSError(msg(_W, 6) % (doing, self.where, e.errno))
+        return NetworkError(msg(_W, 7) % (doing, self.where, e))
 
 
 class Transport:
@@ -167,10 +185,9 @@ class Transport:
 
     def __init__(self, ca_der=None, proxy=None, tls=True):
         if tls and not ca_der:
-            raise ConfigError("TLS needs the gateway's CA certificate as DER bytes (ca_der): "
-                              "provision the CA file")
+            raise ConfigError(msg(_W, 8))
         if proxy is not None and len(proxy) not in (2, 4):
-            raise ConfigError("proxy must be (host, port) or (host, port, user, password)")
+            raise ConfigError(msg(_W, 9))
         self.ca_der = ca_der
         self.proxy = proxy
         self.tls = tls
@@ -218,7 +235,7 @@ class Transport:
         try:
             ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
         except (OSError, IndexError):
-            raise NetworkError("cannot resolve %s: check the host name and the network's DNS" % host) from None
+            raise NetworkError(msg(_W, 10) % host) from None
         sock = socket.socket(ai[0], socket.SOCK_STREAM)
         try:
             sock.settimeout(timeout_ms / 1000)
@@ -226,9 +243,9 @@ class Transport:
         except OSError as e:
             sock.close()
             if _is_timeout(e):
-                raise NetworkError("no connection to %s within %d ms" % (where, timeout_ms)) from None
+                raise NetworkError(msg(_W, 11) % (where, timeout_ms)) from None
             if e.errno == ECONNREFUSED:
-                raise NetworkError("connection to %s refused: check the host and port" % where) from None
-            raise NetworkError("cannot connect to %s: %s" % (where, e)) from None
+                raise NetworkError(msg(_W, 12) % where) from None
+            raise NetworkError(msg(_W, 13) % (where, e)) from None
         self.connects += 1
         return sock
