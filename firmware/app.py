@@ -348,7 +348,10 @@ class App:
         with open(self.cfg.ca_file, "rb") as f:
             ca = f.read()
         key = self.cfg.onboarding_key.reveal() if self.cfg.onboarding_key else None
-        return Agent(self.store_dir, Transport(ca_der=ca).connect, onboarding_key=key,
+        # the watchdog is fed as bytes move: a backlog of days (MBs at the link's pace) takes longer
+        # than watchdog_ms, and a reset mid-upload would send it again from the start, every time
+        io = self._progress if self.wdt is not None else None
+        return Agent(self.store_dir, Transport(ca_der=ca, on_io=io).connect, onboarding_key=key,
                      clock=Clock(self.board.unix_ms), log=lambda m: self.log("warning", m))
 
     def _mappings(self):

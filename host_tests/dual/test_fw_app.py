@@ -245,6 +245,28 @@ def test_a_drifting_board_clock_follows_the_gateway():
     assert len(stamps) == a.samples and stamps[-2] < iso(int(time.time() * 1000) + 30000), stamps
 
 
+class CountingWdt:
+    def __init__(self):
+        self.feeds = 0
+
+    def feed(self):
+        self.feeds += 1
+
+
+def test_the_watchdog_is_fed_while_an_upload_moves_bytes():
+    # a backlog of days takes minutes to send on a slow link: fed only after the whole upload, a 60 s
+    # watchdog reset the node mid-upload, every time (each reset a failed boot: safe mode after three)
+    board, cfg, cid, t = node({"watchdog_ms": 60000, "upload_s": 3600})
+    a = appmod.App(board, cfg, log=lambda m: None)
+    a.step()  # onboarding, model, first upload
+    run_for(a, t, 2000 * 1000)  # 200 readings queued
+    a.wdt = wdt = CountingWdt()
+    a.upload()
+    assert a.uploads == 2 and not a.readings.pending()
+    assert wdt.feeds > 20, wdt.feeds  # fed as the body went out, not once at the end
+    a.close()
+
+
 def iso(ms):
     from mindconnect.clock import iso8601
     return iso8601(ms)

@@ -113,10 +113,14 @@ class Stream:
     there, None when nothing is (also after a TLS record without data, e.g. a session ticket), 0 at EOF.
     """
 
-    def __init__(self, sock, where, timeout_ms):
+    on_io = None  # called after every write and read that moved bytes (a watchdog's feed)
+
+    def __init__(self, sock, where, timeout_ms, on_io=None):
         self.sock = sock
         self.where = where
         self.timeout_ms = timeout_ms
+        if on_io is not None:
+            self.on_io = on_io
         if MICROPYTHON:
             import select
             sock.setblocking(False)
@@ -129,30 +133,35 @@ class Stream:
         try:
             if not MICROPYTHON:
                 self.sock.sendall(buf)
-                return
-            n = self.sock.write(buf)
-            while n is None or n < len(buf):
-                if n:
-                    buf = memoryview(buf)[n:]
-                if not self._writable.poll(self.timeout_ms):
-                    raise OSError(ETIMEDOUT)
+            else:
                 n = self.sock.write(buf)
+                while n is None or n < len(buf):
+                    if n:
+                        buf = memoryview(buf)[n:]
+                    if not self._writable.poll(self.timeout_ms):
+                        raise OSError(ETIMEDOUT)
+                    n = self.sock.write(buf)
         except OSError as e:
             raise self._error(e, 14) from None
+        if self.on_io is not None:
+            self.on_io()
 
     def readinto(self, buf):
         """Bytes read into buf (at least 1), or 0 at EOF."""
         try:
             if not MICROPYTHON:
-                return self.sock.recv_into(buf)
-            n = self.sock.readinto(buf)
-            while n is None:
-                if not self._readable.poll(self.timeout_ms):
-                    raise OSError(ETIMEDOUT)
+                n = self.sock.recv_into(buf)
+            else:
                 n = self.sock.readinto(buf)
-            return n
+                while n is None:
+                    if not self._readable.poll(self.timeout_ms):
+                        raise OSError(ETIMEDOUT)
+                    n = self.sock.readinto(buf)
         except OSError as e:
             raise self._error(e, 15) from None
+        if n and self.on_io is not None:
+            self.on_io()
+        return n
 
     def close(self):
         try:
@@ -179,11 +188,13 @@ class Transport:
     """Opens streams to host:port: TCP, then TLS verified against ca_der (DER bytes), optionally
     through an HTTP CONNECT proxy given as (host, port) or (host, port, user, password).
 
-    tls=False gives plain TCP (tests and local tools only; the gateway is always TLS).
+    tls=False gives plain TCP (tests and local tools only; the gateway is always TLS). on_io, when
+    given, is called after every write and read that moved bytes: a watchdog fed there lets a long
+    upload run while it progresses and still fires when a connection hangs.
     Counters: .connects (TCP connections made) and .handshakes (TLS handshakes completed).
     """
 
-    def __init__(self, ca_der=None, proxy=None, tls=True):
+    def __init__(self, ca_der=None, proxy=None, tls=True, on_io=None):
         if tls and not ca_der:
             raise ConfigError(msg(_W, 8))
         if proxy is not None and len(proxy) not in (2, 4):
@@ -191,6 +202,7 @@ class Transport:
         self.ca_der = ca_der
         self.proxy = proxy
         self.tls = tls
+        self.on_io = on_io  # given to every stream: called after each write or read that moved bytes
         self.connects = 0
         self.handshakes = 0
         self._ctx = None
@@ -218,7 +230,7 @@ class Transport:
         else:
             sock = self._tcp(host, port, timeout_ms)
         if not self.tls:
-            return Stream(sock, where, timeout_ms)
+            return Stream(sock, where, timeout_ms, self.on_io)
         try:
             if self._ctx is None:
                 self._ctx = _tls_context(self.ca_der)
@@ -228,7 +240,7 @@ class Transport:
             sock.close()
             raise _tls_error(e, where) from None
         self.handshakes += 1
-        return Stream(sock, where, timeout_ms)
+        return Stream(sock, where, timeout_ms, self.on_io)
 
     def _tcp(self, host, port, timeout_ms):
         where = "%s:%d" % (host, port)
