@@ -298,11 +298,7 @@ class App:
         self.board.set_unix_ms(max(before, self._last_time_ms()))
         got = None
         try:
-            if self.agent is None:
-                gc.collect()
-                self.agent = self._make_agent()
-                gc.collect()
-            got = self.agent.gateway_time_ms()
+            got = self._agent().gateway_time_ms()
         except (MindConnectError, OSError) as e:
             self.log("warning", "time from the gateway: %s" % e)
         if got is None:
@@ -341,6 +337,16 @@ class App:
     def _network(self):
         return self.wifi is None or self.wifi.connect()
 
+    def _agent(self):
+        """The agent, made on first use (the clock from the gateway, or the first upload)."""
+        if self.agent is None:
+            # collected before and after: the agent's modules, then onboarding's TLS context and HTTP
+            # buffers each find the room the garbage before them left (measured: 2 KB less minimum each)
+            gc.collect()
+            self.agent = self._make_agent()
+            gc.collect()
+        return self.agent
+
     def _make_agent(self):
         from mindconnect.agent import Agent
         from mindconnect.clock import Clock
@@ -376,12 +382,7 @@ class App:
             # the record encoder's 1 KB buffer waits for the next reading (_append makes it again): the
             # first upload of a boot (agent, onboarding, token, data model) is the tightest part
             self.encoder = None
-            # collected before and after: the agent's modules, then onboarding's TLS context and HTTP
-            # buffers each find the room the garbage before them left (measured: 2 KB less minimum each)
-            gc.collect()
-            self.agent = self._make_agent()
-            gc.collect()
-        a = self.agent
+        a = self._agent()
         try:
             if not self.model_synced:
                 if a.state == "new":
