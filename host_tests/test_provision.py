@@ -92,6 +92,9 @@ def test_from_nothing_then_nothing_to_copy(vboard, inputs, hub):
     assert any(line.split()[:2] == ["tls", "PASS"] for line in first.lines), first.text  # real TLS to the hub
     assert_no_secrets(first.text, inputs)
 
+    # the board's own lower bound is newer than the host's at any later run: it is kept
+    (Path(vboard.flash_dir) / "agent/time").write_text("4102444800")
+    flash = snapshot(vboard.flash_dir)
     again = Run(*base_args(vboard.port, inputs, "--key", inputs["key"]))
     assert again.rc == 0, again.text
     assert "plan: 0 of %d files to copy" % (len(bundle) + 3) in again.text

@@ -198,11 +198,13 @@ def _provision(port, opts, key_path, res, say):
         check_runtime(facts, mpy)
         if profile == "RSA_3072" or opts.rsa_next:
             _add_rsa_keys(link, payload, opts, say)
-        if not link.state([TIME_FILE], ()):
-            # a lower bound for the board's clock after a power cut, until NTP or the gateway's Date
-            # gives the time (firmware/app.py: the ESP32 checks certificate dates against it)
-            payload[TIME_FILE] = b"%d" % int(time.time())
+        # a lower bound for the board's clock after a power cut, until NTP or the gateway's Date gives
+        # the time (firmware/app.py: the ESP32 checks certificate dates against it); written only when
+        # the board has none, since the board's own is newer. Asked with the rest: one round trip.
+        payload[TIME_FILE] = b"%d" % int(time.time())
         state = link.state(payload, OWNED_TREES)
+        if TIME_FILE in state:
+            del payload[TIME_FILE]
         changed, stale = plan(payload, state, facts, cfg)
         say("plan: %d of %d files to copy (%s), %d stale to remove"
             % (len(changed), len(payload), _kb(sum(len(payload[p]) for p in changed)), len(stale)))
