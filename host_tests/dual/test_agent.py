@@ -8,7 +8,7 @@ import dualtest
 from mindconnect import agent as agentmod
 from mindconnect import credentials
 from mindconnect.clock import Clock
-from mindconnect.errors import OnboardingRequired
+from mindconnect.errors import AuthError, OnboardingRequired
 
 # The fake hub shares the interpreter with the agent here; device memory is measured in test_agent_memory.
 # Measured minimum, plain .mpy: the simulated week needs about 127K (the other tests 93-99K); the margin
@@ -146,6 +146,47 @@ def test_all_secrets_refused_enters_needs_key_and_stays_quiet():
         dualtest.raises(OnboardingRequired, make(hub).authorize)
     assert len(hub.calls) == calls  # no spinning against the hub
     assert "key_fp" in (credentials.CredentialStore(a.store.folder).read(credentials.NEEDS_KEY) or {})
+
+
+def test_token_refused_right_after_a_rotation_keeps_the_credentials():
+    # IAM out of step for two token requests (a new secret not yet everywhere, or an outage answering
+    # 400): the hub took the rotation, so the node keeps its credentials and tries again later
+    hub = FakeHub()
+    a = make(hub)
+    a.authorize()
+    for _ in range(2):
+        hub.fault("POST", "/api/agentmanagement/v3/oauth/token", Resp(400, {"error": "invalid_client"}))
+    e = dualtest.raises(AuthError, a.authorize, True)
+    assert not isinstance(e, OnboardingRequired) and "again later" in e.message
+    assert a.state == agentmod.READY and hub.rotations == 1
+    b = make(hub)
+    assert b.authorize() in hub.tokens and b.state == agentmod.READY
+    assert hub.registrations == 1
+
+
+def test_power_cut_while_onboarding_with_a_new_key_out_of_needs_key():
+    # the hub refused everything (offboarded): a new key is provisioned, registered and saved, and the
+    # power goes before NEEDS_KEY is cleared: the next boot finishes it, no third key
+    hub = FakeHub()
+    folder = dualtest.tmpdir() + "/s"
+    make(hub, folder=folder).authorize()
+    hub.secrets.clear()
+    hub.rats.clear()
+    hub.tokens.clear()
+    dualtest.raises(OnboardingRequired, make(hub, folder=folder).authorize, True)
+    hub.iats.add("IAT-2")
+
+    def checkpoint(name):
+        if name == "onboard:saved":
+            raise Cut(name)
+    a = agentmod.Agent(folder, onboarding_key=hub.key("IAT-2"), clock=Clock(source=lambda: hub.now_s * 1000),
+                       http_factory=lambda h, p: hub, checkpoint=checkpoint)
+    dualtest.raises(Cut, a.authorize)
+    assert a.state == agentmod.NEEDS_KEY and hub.registrations == 2
+    b = agentmod.Agent(folder, onboarding_key=hub.key("IAT-2"), clock=Clock(source=lambda: hub.now_s * 1000),
+                       http_factory=lambda h, p: hub)
+    assert b.authorize() in hub.tokens
+    assert b.state == agentmod.READY and hub.registrations == 2
 
 
 def test_rotation_refused_falls_back_to_the_previous_rat():

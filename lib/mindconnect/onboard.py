@@ -61,6 +61,12 @@ def onboard(agent):
         raise OnboardingRequired("not onboarded yet: " + msg(_W, 0))
     content = parse_key(agent.key)
     fp = credentials.key_fingerprint(content["iat"])
+    if stuck and stuck.get("key_fp") != fp and ids and ids[0].key_fp == fp:
+        # this key's registration was saved, and a power cut came before the rest: finish it (the key
+        # is spent; without this the node would wait for a third key)
+        _settled(store, ids[0].kid)
+        agent._bearer = None
+        return True
     if (stuck and stuck.get("key_fp") == fp) or [i for i in ids if i.key_fp == fp]:
         raise OnboardingRequired("onboarding key already used: " + msg(_W, 0))
     kid, body = None, b"{}"
@@ -88,11 +94,17 @@ def onboard(agent):
     doc = None
     store.save_current(ident)
     agent._mark("onboard:saved")
+    _settled(store, kid)
+    agent._bearer = None
+    return True
+
+
+def _settled(store, kid):
+    """After a registration is saved: what belonged to the identities before it goes, NEEDS_KEY last."""
     store.drop_previous()
     if kid:
-        rsa.forget_pending(store)  # kid is set: rsa was imported above
+        from mindconnect import rsa
+        rsa.forget_pending(store)
     store.drop_token()
     store.remove(credentials.MODEL)
     store.clear_needs_key()
-    agent._bearer = None
-    return True

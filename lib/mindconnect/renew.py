@@ -14,7 +14,7 @@ import json
 
 from mindconnect import credentials, jsonw
 from mindconnect.agent import _W, split_url
-from mindconnect.errors import OnboardingRequired, ProtocolError, msg
+from mindconnect.errors import AuthError, OnboardingRequired, ProtocolError, msg
 
 _AM = "/api/agentmanagement/v3"
 _FORM_HEAD = ("grant_type=client_credentials&client_assertion_type="
@@ -173,12 +173,13 @@ def _confirmed(agent, ident, got):
 
 
 def _rotated_token(agent, ident):
+    """Rotate with ident, then a token with the new secret: (what agent._keep takes, or None when the
+    token was refused; True when the hub took the rotation), or None when it refused the rotation."""
     new = rotate(agent, ident)
-    if new is not None:
-        got = request_token(agent, new)
-        if got:
-            return _confirmed(agent, new, got)
-    return None
+    if new is None:
+        return None
+    got = request_token(agent, new)
+    return (_confirmed(agent, new, got) if got else None), True
 
 
 def authorize(agent, ids, rotation_due):
@@ -187,16 +188,18 @@ def authorize(agent, ids, rotation_due):
 
     When the secret is refused: the previous identity, then the gateway's time if the clocks differ,
     then rotation with any stored registration access token; when all fail, NEEDS_KEY (persisted)
-    and OnboardingRequired.
+    and OnboardingRequired. A pass in which the hub took a rotation ends in AuthError instead (the
+    credentials are good: try again later).
     """
     pending = False
     if ids[0].kid:
         from mindconnect import rsa
         pending = rsa.pending(agent.store)
+    took = None  # the hub took a rotation in this pass: it vouched for the stored credentials
     if rotation_due or pending:
-        token = _rotated_token(agent, ids[0])
-        if token:
-            return token
+        took = _rotated_token(agent, ids[0])
+        if took and took[0]:
+            return took[0]
         ids = agent.store.identities()
     for attempt in (0, 1):
         for i, ident in enumerate(ids):
@@ -212,9 +215,17 @@ def authorize(agent, ids, rotation_due):
         agent._warn("clock differs from the gateway by %d s; using the gateway's time" % skew)
         agent.clock.offset_ms += skew * 1000
     for ident in ids:
-        token = _rotated_token(agent, ident)
-        if token:
-            return token
+        if took:
+            break
+        took = _rotated_token(agent, ident)
+        if took and took[0]:
+            return took[0]
+    if took:
+        # The hub issued a secret in this pass and then refused a token for it: not an offboarded agent
+        # but IAM out of step (a new secret not yet everywhere, an outage answering 400). The credentials
+        # stay, the agent backs off and tries again; NEEDS_KEY would end in a visit with a new key.
+        agent._bearer = None
+        raise AuthError("the token endpoint refused the secret the hub has just issued: trying again later")
     reason = "every stored credential was refused"
     cur = agent.store.current()
     agent.store.set_needs_key(reason, cur.key_fp if cur else None)
