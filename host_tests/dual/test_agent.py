@@ -2,6 +2,8 @@
 # once, stored tokens, 401 renewal, rotation with every power-cut point, recovery and the "needs a new
 # onboarding key" state, clock from the gateway, skew. The end-to-end tests against tools/mockhub over
 # real TLS are in test_agent_e2e.py.
+import json
+
 from test_agent_hub import FakeHub, Resp
 
 import dualtest
@@ -187,6 +189,37 @@ def test_power_cut_while_onboarding_with_a_new_key_out_of_needs_key():
                        http_factory=lambda h, p: hub)
     assert b.authorize() in hub.tokens
     assert b.state == agentmod.READY and hub.registrations == 2
+
+
+def test_413_from_a_lower_body_limit_splits_the_backlog_and_sets_nothing_aside():
+    # a proxy or gateway in front of the hub with a body limit far below 10 MB (nginx: 1 MB by default)
+    from mindconnect import items
+    from mindconnect.spool import Spool
+    hub = FakeHub()
+    hub.max_body = 1000
+    warnings = []
+    a = make(hub, log=warnings.append)
+    model = items.DataModel({"configurationId": "c413", "dataSources": [{"name": "env", "dataPoints": [
+        {"id": "t", "name": "Temperature", "type": "DOUBLE", "unit": "C"}]}]})
+    a.sync_model(model)
+    spool = Spool(dualtest.tmpdir() + "/ts413", flush_every=None)
+    enc = items.RecordEncoder(model, 128)
+    for i in range(30):
+        spool.append(enc.encode(1764050571000 + i * 1000, [("t", i)]))
+    rep = a.exchange(timeseries=spool)
+    assert [o.status for o in rep.outcomes] == [agentmod.SENT], rep.outcomes
+    assert rep.count(agentmod.SENT) == 30 and not spool.pending()
+    sent = []
+    for kind, payload in hub.exchanged_parts():
+        sent += [row["values"][0]["value"] for row in json.loads(payload)]
+    assert sent == [str(i) for i in range(30)]  # each once, in order
+    assert a.body_limit <= 1000 and len(warnings) >= 1 and "too large" in warnings[0]
+    try:
+        open(a.store.folder + "/aside.log").close()
+        raise AssertionError("something was set aside")
+    except OSError:
+        pass
+    spool.close()
 
 
 def test_rotation_refused_falls_back_to_the_previous_rat():

@@ -190,6 +190,6 @@ class FakeHub:
             for chunk in body.split(b"Content-Type: application/vnd.siemens.mindsphere.meta+json\r\n\r\n")[1:]:
                 meta, rest = chunk.split(b"\r\n", 1)
                 payload = rest.split(b"\r\n\r\n", 1)[1]
-                payload = payload[:payload.rfind(b"\r\n--")]
+                payload = payload[:payload.find(b"\r\n--")]  # the part ends at its first boundary
                 out.append((json.loads(meta)["payload"]["type"], payload))
         return out

@@ -52,7 +52,8 @@ _W = ("get a new onboarding key from Insights Hub > Agent > Onboard and provisio
       "time series need the data model: call sync_model() first\n"
       "an item of %d bytes can never fit the %d-byte body limit: make it smaller\n"  # 5
       "backing off\n"
-      "/api/agentmanagement/v3/oauth/token_key")
+      "/api/agentmanagement/v3/oauth/token_key\n"
+      "a request of %d bytes was refused as too large: at most %d from now on")  # 8
 
 
 def split_url(url):
@@ -118,6 +119,8 @@ class Report:
 
 class _Source:
     """A batch source (spool or staged readings) with the item kind it feeds."""
+
+    fixed = False  # staged readings: a batch cannot be given again smaller
 
     def __init__(self, kind, source, make):
         self.kind = kind
@@ -340,7 +343,8 @@ class Agent:
     def _sources(self, timeseries, events):
         out = []
         if timeseries is not None:
-            if not hasattr(timeseries, "batch"):
+            staged = not hasattr(timeseries, "batch")
+            if staged:
                 if self.model is None:
                     raise ConfigError(msg(_W, 3))
                 timeseries = items.ReadingStage(self.store.folder + "/stage", items.RecordEncoder(self.model),
@@ -349,6 +353,8 @@ class Agent:
             if cid is None:
                 raise ConfigError(msg(_W, 4))
             out.append(_Source("readings", timeseries, lambda s: items.timeseries_item(cid, s)))
+            if staged:
+                out[0].fixed = True
         if events is not None:
             out.append(_Source("events", events, items.event_item))
         return out
@@ -407,6 +413,24 @@ class Agent:
                 if not 200 <= r.status < 300:
                     raise self._failure(r, "exchange")
             except Rejected as e:
+                # 413 from a proxy or gateway with a body limit below ours: the same data again in
+                # smaller requests, down to one record, and every later exchange of this agent with it
+                used = limit - room
+                smaller = used // 2
+                for it in mine + pending:
+                    smaller = max(smaller, it.wire_length())
+                n = len(mine)
+                for s, b in taken:
+                    n += b.count
+                    if s.fixed:
+                        n = 0
+                        break
+                if e.status == 413 and taken and smaller < used and n > 1:
+                    self._warn(msg(_W, 8) % (used + multipart.BODY_OVERHEAD, smaller + multipart.BODY_OVERHEAD))
+                    self.body_limit = smaller + multipart.BODY_OVERHEAD
+                    limit = smaller
+                    pending[:0] = mine
+                    continue
                 for s, b in taken:
                     self.aside.add(s.kind, e.message, source=b)
                     s.source.ack(b)
