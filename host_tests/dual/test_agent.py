@@ -222,6 +222,40 @@ def test_413_from_a_lower_body_limit_splits_the_backlog_and_sets_nothing_aside()
     spool.close()
 
 
+class _FullFlash:
+    """An aside log on a full flash: every entry refused (AsideLog.add returns False on ENOSPC)."""
+    path = "/nowhere/aside.log"
+
+    def add(self, kind, reason, payload=b"", source=None):
+        return False
+
+
+def test_a_refused_batch_the_full_flash_cannot_set_aside_stays_queued():
+    from mindconnect import items
+    from mindconnect.spool import Spool
+    hub = FakeHub()
+    a = make(hub)
+    model = items.DataModel({"configurationId": "cfull", "dataSources": [{"name": "env", "dataPoints": [
+        {"id": "t", "name": "Temperature", "type": "DOUBLE", "unit": "C"}]}]})
+    a.sync_model(model)
+    spool = Spool(dualtest.tmpdir() + "/tsfull", flush_every=None)
+    enc = items.RecordEncoder(model, 128)
+    for i in range(5):
+        spool.append(enc.encode(1764050571000 + i * 1000, [("t", i)]))
+    a._aside = _FullFlash()
+    hub.fault("POST", "/api/mindconnect/v3/exchange", Resp(400, {"message": "bad value"}))
+    rep = a.exchange(timeseries=spool)
+    assert [o.status for o in rep.outcomes] == [agentmod.RETRY] and spool.pending() == 5
+    # room on the flash again: the refusal is set aside this time, and the spool moves on
+    a._aside = None
+    a.retry_at_ms = None
+    hub.fault("POST", "/api/mindconnect/v3/exchange", Resp(400, {"message": "bad value"}))
+    rep = a.exchange(timeseries=spool)
+    assert [o.status for o in rep.outcomes] == [agentmod.REJECTED] and not spool.pending()
+    assert a.aside.count == 1
+    spool.close()
+
+
 def test_rotation_refused_falls_back_to_the_previous_rat():
     hub = FakeHub(secret_lifetime=2 * 86400)
     folder = dualtest.tmpdir() + "/s"

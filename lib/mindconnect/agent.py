@@ -431,9 +431,16 @@ class Agent:
                     limit = smaller
                     pending[:0] = mine
                     continue
+                kept = True
                 for s, b in taken:
-                    self.aside.add(s.kind, e.message, source=b)
-                    s.source.ack(b)
+                    if self.aside.add(s.kind, e.message, source=b):
+                        s.source.ack(b)
+                    else:
+                        kept = False  # a full flash refused the entry: the batch stays, tried again later
+                if not kept:
+                    at = self._backoff(e)
+                    report.add(Outcome(RETRY, mine + pending, counts["readings"], counts["events"], e.message, at))
+                    return
                 report.add(Outcome(REJECTED, mine, counts["readings"], counts["events"], e.message))
                 continue
             except OnboardingRequired:
