@@ -244,7 +244,7 @@ class App:
             self.encoder = items.RecordEncoder(self.model)
         try:
             rec = self.encoder.encode(ts, values)
-        except items.InvalidReading as e:
+        except (items.InvalidReading, ConfigError) as e:  # ConfigError: over the encoder's buffer
             self._aside().add("readings", str(e), items.reading_text(ts, values))
             self.log("warning", "reading set aside: %s" % e)
             return False

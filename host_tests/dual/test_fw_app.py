@@ -329,3 +329,19 @@ def test_the_readings_are_on_flash_before_an_upload_starts():
     finally:
         admin("DELETE", "/admin/faults")
 
+
+def test_a_reading_of_every_point_fits_however_many_points_the_model_has():
+    # (here, not in test_items: the data model of 11 points needs more than that module's heap)
+    from mindconnect import items
+    # 10 DOUBLE points with 36-character ids (the longest the firmware's config takes) and the longest
+    # floats: over 1 KB in one reading; the default buffer grows with the model instead of refusing it
+    pts = [{"id": "p%035d" % i, "name": "n", "type": "DOUBLE", "unit": "C"} for i in range(10)]
+    pts.append({"id": "when", "name": "w", "type": "TIMESTAMP", "unit": ""})
+    model = items.DataModel({"configurationId": "wide", "dataSources": [{"name": "s", "dataPoints": pts}]})
+    enc = items.RecordEncoder(model)
+    values = [(p["id"], -2.2250738585072014e-308, 4294967295) for p in pts[:-1]]
+    values.append(("when", 4107542399999, 4294967295))
+    rec = bytes(enc.encode(4107542399999, values))
+    assert len(rec) > 1100 and len(json.loads(rec)["values"]) == 11
+    small = {"configurationId": "narrow", "dataSources": [{"name": "s", "dataPoints": pts[:3]}]}
+    assert len(items.RecordEncoder(items.DataModel(small)).buf) == items.RECORD_MAX

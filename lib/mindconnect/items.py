@@ -85,7 +85,16 @@ class RecordEncoder:
     encode() returns a memoryview valid until the next call; nothing per reading is kept.
     """
 
-    def __init__(self, model, size=RECORD_MAX):
+    def __init__(self, model, size=None):
+        if size is None:
+            # RECORD_MAX, or more when a reading of every numeric point could need it (a value takes at
+            # most 26 bytes, its quality code 10, their framing 44, and the id): a config of numeric
+            # points never overflows it
+            size = 52
+            for kind, lit in model.points.values():
+                if kind[-6:] != "STRING":
+                    size += 80 + len(lit)
+            size = max(size, RECORD_MAX)
         self.model = model
         self.buf = bytearray(size)
         self.mv = memoryview(self.buf)
