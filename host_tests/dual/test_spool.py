@@ -288,9 +288,28 @@ def test_header_only_tail_and_crc_damage_are_torn_records():
     dualtest.write_bytes(last, dualtest.read_bytes(last) + b"\x07\x00")  # half a header
     sp = Spool(path, max_bytes=64 * 1024, segment_bytes=512)
     got = _drain(sp)
-    per_segment = 512 // rec_len
-    assert got == [0, 1] + list(range(per_segment, 12))
+    assert got == [0, 1] + list(range(3, 12))  # the damaged payload costs its record, not its segment
     assert sp.torn == 2
+    sp.close()
+
+
+def test_a_damaged_record_in_the_newest_segment_costs_only_itself():
+    # bit rot in the middle of the segment the spool goes on appending to after a restart: the readings
+    # written after it (each flushed) must all arrive
+    path = _folder()
+    sp = Spool(path, max_bytes=64 * 1024, segment_bytes=4096)
+    for i in range(5):
+        sp.append(_reading(i))
+    sp.close()
+    seg = "%s/%d" % (path, _segments(path)[-1])
+    data = bytearray(dualtest.read_bytes(seg))
+    data[HEADER + len(_reading(0)) + HEADER + 5] ^= 0x01  # the second record's payload
+    dualtest.write_bytes(seg, bytes(data))
+    sp = Spool(path, max_bytes=64 * 1024, segment_bytes=4096)
+    for i in range(100, 110):
+        sp.append(_reading(i))
+    assert _drain(sp) == [0, 2, 3, 4] + list(range(100, 110))
+    assert sp.torn == 1
     sp.close()
 
 

@@ -539,7 +539,7 @@ class Spool:
             if bad:
                 if count:
                     break
-                self._skip_rest(seg)
+                self._skip_bad(seg, off)
                 seg, off = self._cursor
                 continue
             if seg >= self._active:
@@ -549,10 +549,19 @@ class Spool:
             return None
         return Batch(self, self._cursor, start, (seg, off), count, length + 1)
 
-    def _skip_rest(self, seg):
-        """A record in seg failed its check: skip it and the rest of seg, count it once."""
+    def _skip_bad(self, seg, off):
+        """The record at off in seg failed its check, counted once. When its length leads to a record
+        that checks out, only its payload was damaged (a bad write, worn flash): it alone is skipped.
+        Else (a torn tail, a damaged length) the rest of seg is."""
         self.torn += 1
         self._pending = None
+        size = self._seg_size(seg)
+        with open(self._seg(seg), "rb") as f:
+            n = self._read_header(f, off, size)
+            if n and self._record_ok(f, off + HEADER + n, size):
+                self._write_cursor((seg, off + HEADER + n))
+                self._delete_before(seg)
+                return
         if seg == self._active:
             self._roll()
         nxt = self._next(seg)
