@@ -34,6 +34,9 @@ def stamp():
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                              timeout=10).stdout.strip() or "unknown"
+        if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "lib", "firmware"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=10).stdout.strip():
+            rev += " with uncommitted changes to lib/ or firmware/"
     except OSError:
         rev = "unknown"
     return "Run on %s, at commit %s." % (machine_stamp(), rev)
@@ -77,8 +80,9 @@ def main(argv=None):
         ap.error(str(e))
     print("soak: %s; the node runs under MicroPython -X heapsize=%s" % (scenario.describe(), demo.HEAPSIZE),
           flush=True)
+    started = stamp()  # the code the node runs is built now: a commit made during the run is not in it
     _, text, broken = run_year(scenario, say=lambda s: print(s, flush=True), trace_spool=args.trace_spool)
-    text = stamp() + "\n\n" + text
+    text = started + "\n\n" + text
     print(text)
     (ROOT / "build" / "soak" / "report.md").write_text(section(text))
     if not args.no_benchmarks:
