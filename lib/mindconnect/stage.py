@@ -103,9 +103,29 @@ class ReadingStage:
             return 0, 0
         if size == 0:
             return 0, 0
-        with open(self.path + ".n", "rb") as f:
-            count = int(f.read() or b"0")
+        try:
+            with open(self.path + ".n", "rb") as f:
+                count = int(f.read() or b"0")
+        except (OSError, ValueError):
+            count = 0
+        if not count:  # staged, and a power cut came before the count: count the records themselves
+            count = self._count()
         return size, count
+
+    def _count(self):
+        """Records in the stage file: each starts with the same bytes, which JSON text cannot hold
+        unescaped (a record torn by the cut is counted too: the hub refuses that batch, it goes aside)."""
+        mark = b'{"timestamp":"'
+        count = 0
+        tail = b""
+        with open(self.path, "rb") as f:
+            while True:
+                chunk = f.read(512)
+                if not chunk:
+                    return count
+                chunk = tail + chunk
+                count += chunk.count(mark)
+                tail = chunk[-(len(mark) - 1):]
 
     def batch(self, max_bytes):
         """A FileBatch of at most max_bytes (payload length); count 0 when nothing is left."""
@@ -128,7 +148,7 @@ class ReadingStage:
                         break
                 try:
                     rec = self.encoder.encode(reading[0], reading[1])
-                except InvalidReading as e:
+                except (InvalidReading, ConfigError) as e:  # ConfigError: over the encoder's buffer
                     self.invalid += 1
                     self.aside.add("reading", e.message, reading_text(reading[0], reading[1]))
                     continue
@@ -150,7 +170,10 @@ class ReadingStage:
         return FileBatch(self.path, size, count)
 
     def ack(self, batch):
-        """The hub took the batch: empty the stage."""
+        """The hub took the batch: empty the stage (the file first: a stage with records and no count
+        is one a power cut interrupted, see _staged)."""
+        with open(self.path, "wb") as f:
+            fsync_file(f)
         with open(self.path + ".n", "wb") as f:
             f.write(b"0")
             fsync_file(f)
