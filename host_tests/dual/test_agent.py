@@ -210,7 +210,7 @@ def test_413_from_a_lower_body_limit_splits_the_backlog_and_sets_nothing_aside()
     assert [o.status for o in rep.outcomes] == [agentmod.SENT], rep.outcomes
     assert rep.count(agentmod.SENT) == 30 and not spool.pending()
     sent = []
-    for kind, payload in hub.exchanged_parts():
+    for _kind, payload in hub.exchanged_parts():
         sent += [row["values"][0]["value"] for row in json.loads(payload)]
     assert sent == [str(i) for i in range(30)]  # each once, in order
     assert a.body_limit <= 1000 and len(warnings) >= 1 and "too large" in warnings[0]
