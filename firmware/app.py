@@ -229,8 +229,14 @@ class App:
                 continue
             for p in scfg["points"]:
                 v = got.get(p.get("quantity") or sensors.QUANTITIES[scfg["type"]][0])
-                if v is not None:
-                    values.append((p["id"], v))
+                if v is None:
+                    continue
+                if v != v or v - v != 0:  # NaN or infinite: this value is left out, not the reading
+                    self.log("warning", "sensor %s: %s is %s, left out" % (scfg["name"], p["id"], v))
+                    continue
+                if p["type"] != "DOUBLE":  # INT or LONG (configcheck): the sensor's value rounded
+                    v = int(round(v))
+                values.append((p["id"], v))
         if values and self._append(now, values):
             self.log("debug", "reading %d" % now)
             for rule in self.rules:

@@ -309,9 +309,11 @@ def _rules(v, ids):
         if (above is None) == (below is None):
             _fail(path, "give exactly one of above or below, e.g. {\"point\": \"%s\", \"above\": 30}" % point)
         out.append({"point": point, "above": above, "below": below,
-                    "hysteresis": _num(r, "hysteresis", path, 0, lo=0),
+                    # default: 1% of the limit, at least 0.1: a value hovering at it gives one event
+                    "hysteresis": _num(r, "hysteresis", path, max(abs(above if below is None else below) / 100,
+                                                                  0.1), lo=0),
                     "severity": _int(r, "severity", path, 2, 1, 3, "1 (error), 2 (warning) or 3 (info)"),
-                    "description": _str(r, "description", path, None)})
+                    "description": _str(r, "description", path, None, max_len=255)})
     return out
 
 
@@ -410,6 +412,17 @@ def _secrets(secrets, read_file):
     if not isinstance(pw, str):
         _fail("secrets.json: wifi_password", "must be a string in double quotes")
     key = secrets.get("onboarding_key")
+    if isinstance(key, str) and key.lstrip()[:1] == "{":
+        # the key's JSON pasted as a text in quotes: taken as it is, never echoed (it holds the IAT)
+        try:
+            key = json.loads(key)
+        except ValueError:
+            _fail("secrets.json: onboarding_key", "is a text that starts like the key's JSON but is not valid "
+                  "JSON; paste the key object itself (no quotes around it) from Insights Hub > Agent > Onboard")
+    elif isinstance(key, str) and (len(key) > 64 or " " in key):
+        # not a file name (a pasted token?): not echoed either
+        _fail("secrets.json: onboarding_key", "a text of %d characters is neither the key's JSON nor a file "
+              "name on flash; paste the key object itself from Insights Hub > Agent > Onboard" % len(key))
     if isinstance(key, str):
         if read_file is None:
             _fail("secrets.json: onboarding_key", "a file name needs load(); pass the key's JSON instead")

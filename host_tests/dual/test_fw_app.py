@@ -345,3 +345,35 @@ def test_a_reading_of_every_point_fits_however_many_points_the_model_has():
     assert len(rec) > 1100 and len(json.loads(rec)["values"]) == 11
     small = {"configurationId": "narrow", "dataSources": [{"name": "s", "dataPoints": pts[:3]}]}
     assert len(items.RecordEncoder(items.DataModel(small)).buf) == items.RECORD_MAX
+
+
+class _NanSensor:
+    def read(self):
+        return {"temperature": float("nan")}
+
+
+def test_int_points_are_rounded_and_a_nan_costs_only_its_own_value():
+    # an INT point took the sensor's float and every reading went aside; one sensor's NaN took the others'
+    # values (and their rules) with it
+    board, cfg, cid, t = node({"sensors": [
+        {"type": "sim", "name": "room", "points": [{"id": "n", "type": "INT", "unit": "C"}]},
+        {"type": "sim", "name": "glitch", "points": [{"id": "x", "unit": "C"}]}],
+        "rules": [{"point": "n", "above": 0, "severity": 1}]})
+    lines = []
+    a = appmod.App(board, cfg, log=lines.append)
+    a.sensors[1] = (a.sensors[1][0], _NanSensor())
+    for _ in range(3):
+        a.sample(board.unix_ms())
+        t.now += 10000
+    assert a.readings.pending() == 3 and a.events.pending() == 1, lines
+    out = []
+    a.readings.batch(4000).write_to(lambda b: out.append(bytes(b)))
+    rows = json.loads(b"".join(out))
+    assert [[v["dataPointId"] for v in r["values"]] for r in rows] == [["n"]] * 3
+    assert all("." not in r["values"][0]["value"] for r in rows)
+    assert "glitch" in lines[0] and "left out" in lines[0]
+    try:
+        open(a.store_dir + "/aside.log").close()
+        raise AssertionError("a reading was set aside")
+    except OSError:
+        pass

@@ -120,3 +120,11 @@ def test_load_errors_say_what_to_do():
     _flash({"secrets.json": '{"wifi_password": "hunter22"'})
     e = dualtest.raises(ConfigError, config.load, d)
     assert str(e).startswith("secrets.json: not valid JSON") and "hunter22" not in str(e)
+
+
+def test_rules_get_a_dead_band_by_default():
+    # without one, a value hovering at the limit raised and cleared an event at every sample
+    from test_fw_cfgbase import changed, minimal
+    c = config.validate(changed(minimal, (("rules", [{"point": "t1", "above": 30}, {"point": "t1", "below": 0},
+                                                     {"point": "t1", "below": 2, "hysteresis": 0}]),)))
+    assert [r["hysteresis"] for r in c.rules] == [0.3, 0.1, 0]

@@ -23,6 +23,8 @@ BAD = (
     (M, (("rules", [{"point": "zz", "above": 1}]),), "rules[0].point: 'zz' is not a data point of any sensor; use "
      "one of h1, t1"),
     (M, (("rules", [{"point": "t1", "above": 1, "below": 0}]),), "rules[0]: give exactly one of above or below"),
+    (M, (("rules", [{"point": "t1", "above": 1, "description": "d" * 256}]),), "rules[0].description: '" + "d" * 256
+     + "' must have 1..255 characters"),
     (M, (("rules", [{"point": "t1", "above": 1, "hysteresis": -1}]),), "rules[0].hysteresis: -1 is negative; use "
      "a value >= 0"),
     (M, (("rules", [{"point": "t1", "below": 1, "severity": 4}]),), "rules[0].severity: 4 is out of range; use 1 "
@@ -67,12 +69,20 @@ BAD_SECRETS = (
     ({"onboarding_key": key(clientCredentialProfile=["NATIVE_CA_CERTIFIED_X509"])},
      "secrets.json: onboarding_key: the agent's security profile is neither SHARED_SECRET nor RSA_3072"),
     ({"onboarding_key": "key.json"}, "secrets.json: onboarding_key: a file name needs load()"),
+    # the key's JSON pasted inside quotes, cut short; and a token pasted instead of the key: never echoed
+    ({"onboarding_key": '{"content": {"iat": "eyJ-secret'}, "secrets.json: onboarding_key: is a text that starts "
+                                                            "like the key's JSON but is not valid JSON"),
+    ({"onboarding_key": "eyJ-secret" + "x" * 90}, "secrets.json: onboarding_key: a text of 100 characters is "
+                                                  "neither the key's JSON nor a file name"),
     ({"wifi_pass": "x"}, "secrets.json.wifi_pass: unknown setting; did you mean wifi_password?"),
 )
 
 
 def test_bad_secrets_never_echo_the_secret():
     assert config.validate(minimal(), {"onboarding_key": key()}).gateway == "https://southgate.eu1.mindsphere.io"
+    import json  # the key's JSON pasted as a text in quotes is taken as the key
+    c = config.validate(minimal(), {"onboarding_key": json.dumps(key())})
+    assert c.onboarding_key.reveal()["content"]["tenant"] == key()["content"]["tenant"]
     for cfg_secrets, want in BAD_SECRETS:
         e = dualtest.raises(ConfigError, config.validate, minimal(), cfg_secrets)
         assert str(e).startswith(want), (str(e), want)
