@@ -121,12 +121,15 @@ class App:
         self.not_before = 0  # no upload attempt before this (the hub's or the agent's backoff; kept in RTC)
         self.healthy = False
         self.wifi = None
+        self.wdt = board.wdt(cfg.watchdog_ms) if cfg.watchdog_ms else None
         if cfg.wifi:
             from firmware.net import Wifi
             w = cfg.wifi
+            # fed while a join is awaited: the wait has its own limit (wifi.timeout_s, up to 600 s, over
+            # the default watchdog_ms), and an access point down must not end in crash safe mode
             self.wifi = Wifi(board.wlan(), w["ssid"], cfg.wifi_password.reveal(), board,
-                             w["timeout_s"] * 1000, w["backoff_max_s"] * 1000)
-        self.wdt = board.wdt(cfg.watchdog_ms) if cfg.watchdog_ms else None
+                             w["timeout_s"] * 1000, w["backoff_max_s"] * 1000,
+                             self._progress if self.wdt is not None else None)
         self.rtc = power.RtcRecord(board)
         now = board.unix_ms()
         self.next_sample = now

@@ -23,7 +23,8 @@ FAILURES = {
 class Wifi:
     """wlan: a network.WLAN(STA_IF)-like object; board gives ticks_ms, ticks_diff, ticks_add, sleep_ms."""
 
-    def __init__(self, wlan, ssid, password, board, timeout_ms=20000, backoff_max_ms=300000):
+    def __init__(self, wlan, ssid, password, board, timeout_ms=20000, backoff_max_ms=300000, on_wait=None):
+        self.on_wait = on_wait  # called at each poll while a join is awaited (a watchdog's feed)
         self.wlan = wlan
         self.ssid = ssid
         self._password = password
@@ -56,6 +57,7 @@ class Wifi:
             return False
         self.wlan.active(True)
         retry_ms = RETRY_FIRST_MS
+        tries = 1
         while True:
             self.wlan.connect(self.ssid, self._password)
             status = None
@@ -68,13 +70,20 @@ class Wifi:
                 status = self.wlan.status()
                 if status in FAILURES:
                     break
+                if self.on_wait is not None:
+                    self.on_wait()
                 b.sleep_ms(POLL_MS)
             self.wlan.disconnect()
             left = self.timeout_ms - b.ticks_diff(b.ticks_ms(), start)
             if status not in FAILURES or left <= retry_ms:
                 break
-            b.sleep_ms(retry_ms)
-            retry_ms *= 2
+            while retry_ms > 0:  # the pause before the next try (up to half of timeout_ms), in 1 s steps
+                if self.on_wait is not None:
+                    self.on_wait()
+                b.sleep_ms(min(retry_ms, 1000))
+                retry_ms -= 1000
+            retry_ms = RETRY_FIRST_MS << tries
+            tries += 1
         self.last_error = FAILURES.get(status, "not joined within %d s" % (self.timeout_ms // 1000))
         self.failures += 1
         backoff = RETRY_FIRST_MS << min(self.failures + 2, 20)

@@ -57,6 +57,26 @@ def test_gone_access_point_costs_at_most_the_limit_then_backs_off():
     assert w.connect() is True and w.failures == 0
 
 
+def test_the_watchdog_is_fed_while_a_join_is_awaited():
+    # wifi.timeout_s may be up to 600 s, past the default watchdog_ms (60 s): a gone access point reset
+    # the node in the wait, three times in a row meant crash safe mode
+    for wifi in ({"wifi_up": False}, {"wifi_connect_ms": 200000}):
+        t = FakeTime()
+        state = sim.SimState()
+        for k in wifi:
+            setattr(state, k, wifi[k])
+        b = sim.SimBoard(dualtest.tmpdir() + "/flash", t.clock, t.sleep, state)
+        fed = [t.now, 0]  # the last feed, the longest gap between two
+
+        def feed(fed=fed, t=t):
+            fed[1] = max(fed[1], t.now - fed[0])
+            fed[0] = t.now
+        w = net.Wifi(b.wlan(), "plant-iot", "pw", b, timeout_ms=120000, on_wait=feed)
+        assert w.connect() is False and t.now - T0 >= 60000
+        feed()
+        assert fed[1] <= 1000 + net.POLL_MS, (wifi, fed[1])
+
+
 class WrongPassword:
     """A WLAN whose access point refuses the password at once (status 202)."""
 
