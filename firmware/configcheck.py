@@ -157,7 +157,11 @@ class _Pins:
         if output and n in INPUT_ONLY:
             _fail(path, "%d is input-only on ESP32 and this sensor must drive its line; use one of %s"
                   % (n, GOOD_IO))
-        if role is None:
+        if role is None:  # safe_pin: read at boot, a sensor's level there could hold the board in safe mode
+            other = self.used.get(n)
+            if other is not None:
+                _fail(path, "GPIO %d is already used by %s; give safe_pin a pin of its own (a button to GND), "
+                      "or null for none" % (n, other[1]))
             return n
         if n in STRAPPING:
             self.warnings.append("%s: %d is a strapping pin; a sensor holding it at reset can stop the board "

@@ -113,7 +113,10 @@ def _pin_held(board, n):
     """True when pin n reads low; watched for SAFE_WINDOW_MS, or read once on a wake from deep sleep."""
     if n is None:
         return False
-    pin = board.pin(n)
+    try:
+        pin = board.pin(n)
+    except (ValueError, OSError):  # not a GPIO of this board: config.load names the field and the fix
+        return False
     polls = 1 if board.reset_cause() == "deepsleep" else SAFE_WINDOW_MS // SAFE_POLL_MS
     for i in range(polls):
         if pin.value() == 0:

@@ -45,6 +45,7 @@ BAD = (
      "backoff_max_s)"),
     (M, (("wifi", {}),), "wifi.ssid: missing; it is required"),
     (M, (("safe_pin", 6),), "safe_pin: 6 is wired to the SPI flash"),
+    (M, (("safe_pin", 4),), "safe_pin: GPIO 4 is already used by sensors[0].pin; give safe_pin a pin of its own"),
     (M, (("watchdog_ms", 500),), "watchdog_ms: 500 ms is too short to do any work; use 0 (off) or >= 1000"),
     (M, (("board", "pico"),), "board: 'pico' is not allowed; use one of auto, esp32, sim"),
 )

@@ -148,6 +148,26 @@ def test_held_pin_gives_safe_mode_and_can_be_moved_or_disabled():
     assert power.run_main(App("healthy"), b) is None
 
 
+class _Esp32Pins(sim.SimBoard):
+    """machine.Pin on an ESP32 refuses a number that is not one of its GPIOs."""
+
+    def pin(self, n, *args, **kw):
+        if n > 39:
+            raise ValueError("invalid pin")
+        return sim.SimBoard.pin(self, n, *args, **kw)
+
+
+def test_a_safe_pin_the_board_refuses_ends_in_the_config_error_not_a_traceback():
+    b, t = setup(dict(CONFIG, safe_pin=40))
+    b = _Esp32Pins(b.flash_dir, t.clock, t.sleep, sim.SimState())
+    try:
+        assert power.boot(b, unload=False) is None  # boot.py: no safe mode, no exception
+    finally:
+        power._boot_checked = False
+    app = App()
+    assert power.run_main(app, b) is None and app.boots == []  # config.load names safe_pin; REPL
+
+
 def test_boot_decides_for_main():
     state = sim.SimState()
     state.held_pins = [0]
