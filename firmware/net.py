@@ -7,6 +7,7 @@ calls connect() every cycle keeps sampling while the access point is gone for a 
 
 NTP_DELTA_S = 2208988800  # seconds from 1900-01-01 (NTP era 0) to 1970-01-01
 NTP_PORT = 123
+NTP_FLOOR_MS = 1735689600000  # 2025-01-01: an earlier reply is garbage (the board keeps its clock)
 POLL_MS = 100
 RETRY_FIRST_MS = 1000
 
@@ -58,9 +59,14 @@ class Wifi:
         self.wlan.active(True)
         retry_ms = RETRY_FIRST_MS
         tries = 1
+        driver = None
         while True:
-            self.wlan.connect(self.ssid, self._password)
             status = None
+            try:
+                self.wlan.connect(self.ssid, self._password)
+            except OSError as e:  # ESP32: "Wifi Internal Error" in some driver states: a failed try
+                driver = "Wi-Fi driver: %s" % e
+                break
             while b.ticks_diff(b.ticks_ms(), start) < self.timeout_ms:
                 if self.wlan.isconnected():
                     self.failures = 0
@@ -84,7 +90,7 @@ class Wifi:
                 retry_ms -= 1000
             retry_ms = RETRY_FIRST_MS << tries
             tries += 1
-        self.last_error = FAILURES.get(status, "not joined within %d s" % (self.timeout_ms // 1000))
+        self.last_error = driver or FAILURES.get(status, "not joined within %d s" % (self.timeout_ms // 1000))
         self.failures += 1
         backoff = RETRY_FIRST_MS << min(self.failures + 2, 20)
         self.next_try = b.ticks_add(b.ticks_ms(), min(backoff, self.backoff_max_ms))
@@ -110,7 +116,10 @@ def parse_ntp(pkt):
     frac = (pkt[44] << 24) | (pkt[45] << 16) | (pkt[46] << 8) | pkt[47]
     if secs == 0:
         raise ValueError("NTP server has no time yet")
-    return (secs - NTP_DELTA_S) * 1000 + (frac * 1000 >> 32)
+    ms = (secs - NTP_DELTA_S) * 1000 + (frac * 1000 >> 32)
+    if ms < NTP_FLOOR_MS:
+        raise ValueError("NTP reply is before 2025: not a time to trust")
+    return ms
 
 
 def ntp_time_ms(host, board, timeout_ms=2000, port=NTP_PORT):

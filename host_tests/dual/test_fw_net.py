@@ -99,6 +99,22 @@ class WrongPassword:
         return 202
 
 
+class DriverError(WrongPassword):
+    """ESP32: WLAN.connect() raises "Wifi Internal Error" in some driver states."""
+
+    def connect(self, ssid, pw):
+        self.connects += 1
+        raise OSError("Wifi Internal Error")
+
+
+def test_a_driver_error_is_a_failed_try_not_a_crash():
+    t = FakeTime()
+    b = sim.SimBoard(dualtest.tmpdir() + "/flash", t.clock, t.sleep, sim.SimState())
+    w = net.Wifi(DriverError(), "plant-iot", "pw", b, timeout_ms=5000)
+    assert w.connect() is False and w.last_error == "Wi-Fi driver: Wifi Internal Error"
+    assert w.connect() is False and w.wlan.connects == 1  # backing off
+
+
 def test_wrong_password_fails_fast_with_a_hint():
     t = FakeTime()
     b = sim.SimBoard(dualtest.tmpdir() + "/flash", t.clock, t.sleep, sim.SimState())
@@ -124,7 +140,8 @@ def test_ntp_reply_parsing():
     assert net.parse_ntp(reply(3976214400, 0x80000000)) == T0 + 500
     assert net.ntp_request()[0] == 0x23 and len(net.ntp_request()) == 48
     for bad, why in ((reply(3976214400)[:47], "too short"), (reply(3976214400, mode=3), "not from a server"),
-                     (reply(3976214400, stratum=0), "kiss-o'-death"), (reply(0), "no time yet")):
+                     (reply(3976214400, stratum=0), "kiss-o'-death"), (reply(0), "no time yet"),
+                     (reply(12345), "before 2025")):  # garbage: the clock stays as it is
         e = dualtest.raises(ValueError, net.parse_ntp, bad)
         assert why in str(e)
 
