@@ -144,6 +144,20 @@ def test_failures_are_ridden_out_and_nothing_is_lost():
     assert admin("GET", "/admin/agents/%s/dropped" % cid) == []
 
 
+def test_a_token_answer_lost_is_asked_again_with_a_new_assertion():
+    # the hub took the token request and the answer was lost: the same form again (the kept-alive
+    # connection's resend) is a replayed jti, refused with 400, which cost a needless key rotation
+    a, t, cid = new_agent()
+    a.authorize()  # onboard, token: the connection stays open
+    before = admin("GET", "/admin/agents/%s" % cid)
+    admin("POST", "/admin/faults", {"client_id": cid, "endpoint": "token", "drop_after_response_bytes": 0})
+    assert a.authorize(force=True)
+    after = admin("GET", "/admin/agents/%s" % cid)
+    assert after["rotations"] == before["rotations"], (before, after)
+    assert after["tokens_issued"] == before["tokens_issued"] + 2  # the lost one, then the new one
+    a.close()
+
+
 def test_wrong_ca_is_refused_before_any_credential_is_sent():
     a, t, cid = new_agent(ca=dualtest.env("WRONG_CA_DER"))
     rep = a.exchange([items.custom_item("x", "1.0", "text/plain", "x")])

@@ -83,7 +83,7 @@ class FakeHub:
     def count(self, method, prefix):
         return len([c for c in self.calls if c[0] == method and c[1].startswith(prefix)])
 
-    def request(self, method, path, headers=None, body=None, sink=None, max_body=None):
+    def request(self, method, path, headers=None, body=None, sink=None, max_body=None, resend=True):
         headers = headers or {}
         if self.fail_writes_after is not None and body is not None and hasattr(body, "write_to"):
             limit, self.fail_writes_after = self.fail_writes_after, None

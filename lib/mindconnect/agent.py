@@ -216,8 +216,8 @@ class Agent:
         except ValueError:
             return None
 
-    def _call(self, method, path, headers=None, body=None):
-        r = self._client().request(method, path, headers=headers, body=body)
+    def _call(self, method, path, headers=None, body=None, resend=True):
+        r = self._client().request(method, path, headers=headers, body=body, resend=resend)
         self.requests += 1
         self.clock.observe_headers(r.headers)
         return r

@@ -132,13 +132,15 @@ class HTTPClient:
         self._rend = 0
         self._answered = False  # a response byte arrived for the request in flight
 
-    def request(self, method, path, headers=None, body=None, sink=None, max_body=None):
+    def request(self, method, path, headers=None, body=None, sink=None, max_body=None, resend=True):
         """Send one request and read its whole response; returns a Response.
 
         headers: (name, value) pairs or a dict (values str, bytes or numbers); Host, Content-Length and
         Content-Type (from body.content_type) are added unless given. body: bytes, str, or an object with .length,
         .write_to(write) and optionally .content_type. sink: a callable given the response body in
         pieces (memoryviews valid only during the call); then .body is None and max_body does not apply.
+        resend=False: a request that must not go twice as it is (a signed assertion whose jti the server
+        may have taken) raises ConnectionClosed instead of being sent again on a new connection.
         """
         if isinstance(body, str):
             body = body.encode()
@@ -148,7 +150,7 @@ class HTTPClient:
         try:
             return self._exchange(method, path, headers, head, body, sink, limit)
         except ConnectionClosed:
-            if not reused or self._answered:
+            if not reused or self._answered or not resend:
                 raise
         # The server had closed the idle keep-alive connection: once more on a new one.
         return self._exchange(method, path, headers, head, body, sink, limit)

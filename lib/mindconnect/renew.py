@@ -14,7 +14,7 @@ import json
 
 from mindconnect import credentials, jsonw
 from mindconnect.agent import _W, split_url
-from mindconnect.errors import AuthError, OnboardingRequired, ProtocolError, msg
+from mindconnect.errors import AuthError, ConnectionClosed, OnboardingRequired, ProtocolError, msg
 
 _AM = "/api/agentmanagement/v3"
 _FORM_HEAD = ("grant_type=client_credentials&client_assertion_type="
@@ -97,10 +97,18 @@ def request_token(agent, ident):
     if ident.kid:
         from mindconnect import rsa
         secret = rsa.key_for(agent.store, ident.kid)
-    form = _FORM_HEAD + jwt.client_assertion(ident.client_id, ident.tenant, secret, now, jwt.uuid4(agent.rand))
-    secret = None
-    r = agent._call("POST", _AM + "/oauth/token", {"Content-Type": "application/x-www-form-urlencoded"}, form)
-    form = None  # the heap of the signed form and of the answer's body goes to parsing and saving
+    for again in (False, True):
+        form = _FORM_HEAD + jwt.client_assertion(ident.client_id, ident.tenant, secret, now, jwt.uuid4(agent.rand))
+        try:
+            r = agent._call("POST", _AM + "/oauth/token", {"Content-Type": "application/x-www-form-urlencoded"},
+                            form, False)
+            break
+        except ConnectionClosed:
+            # closed before any answer byte: the hub may have taken this assertion (its jti is spent, the
+            # same form again would be refused as a replay and cost a rotation): once more, signed anew
+            if again:
+                raise
+    secret = form = None  # the heap of the signed form and of the answer's body goes to parsing and saving
     if r.status in (400, 401):
         return None
     if r.status != 200:
