@@ -93,12 +93,13 @@ def request_token(agent, ident):
     now = agent.clock.now()
     from mindconnect import jwt  # here, not at the top: a rotation's first TLS connection needs the heap
 
-    secret = ident.client_secret
-    if ident.kid:
-        from mindconnect import rsa
-        secret = rsa.key_for(agent.store, ident.kid)
     for again in (False, True):
+        secret = ident.client_secret
+        if ident.kid:  # the RSA key (several KB of integers) is loaded for each signature, not kept
+            from mindconnect import rsa
+            secret = rsa.key_for(agent.store, ident.kid)
         form = _FORM_HEAD + jwt.client_assertion(ident.client_id, ident.tenant, secret, now, jwt.uuid4(agent.rand))
+        secret = None
         try:
             r = agent._call("POST", _AM + "/oauth/token", {"Content-Type": "application/x-www-form-urlencoded"},
                             form, False)
@@ -108,7 +109,7 @@ def request_token(agent, ident):
             # same form again would be refused as a replay and cost a rotation): once more, signed anew
             if again:
                 raise
-    secret = form = None  # the heap of the signed form and of the answer's body goes to parsing and saving
+    form = None  # the heap of the signed form and of the answer's body goes to parsing and saving
     if r.status in (400, 401):
         return None
     if r.status != 200:
