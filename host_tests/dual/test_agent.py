@@ -191,21 +191,27 @@ def test_power_cut_while_onboarding_with_a_new_key_out_of_needs_key():
     assert b.state == agentmod.READY and hub.registrations == 2
 
 
-def test_413_from_a_lower_body_limit_splits_the_backlog_and_sets_nothing_aside():
-    # a proxy or gateway in front of the hub with a body limit far below 10 MB (nginx: 1 MB by default)
+def _spool_for(a, n):
+    """A spool of n readings (values 0..n-1) of one DOUBLE point, the agent's data model synced."""
     from mindconnect import items
     from mindconnect.spool import Spool
+    model = items.DataModel({"configurationId": "c1", "dataSources": [{"name": "env", "dataPoints": [
+        {"id": "t", "name": "Temperature", "type": "DOUBLE", "unit": "C"}]}]})
+    a.sync_model(model)
+    spool = Spool(dualtest.tmpdir() + "/ts", flush_every=None)
+    enc = items.RecordEncoder(model, 128)
+    for i in range(n):
+        spool.append(enc.encode(1764050571000 + i * 1000, [("t", i)]))
+    return spool
+
+
+def test_413_from_a_lower_body_limit_splits_the_backlog_and_sets_nothing_aside():
+    # a proxy or gateway in front of the hub with a body limit far below 10 MB (nginx: 1 MB by default)
     hub = FakeHub()
     hub.max_body = 1000
     warnings = []
     a = make(hub, log=warnings.append)
-    model = items.DataModel({"configurationId": "c413", "dataSources": [{"name": "env", "dataPoints": [
-        {"id": "t", "name": "Temperature", "type": "DOUBLE", "unit": "C"}]}]})
-    a.sync_model(model)
-    spool = Spool(dualtest.tmpdir() + "/ts413", flush_every=None)
-    enc = items.RecordEncoder(model, 128)
-    for i in range(30):
-        spool.append(enc.encode(1764050571000 + i * 1000, [("t", i)]))
+    spool = _spool_for(a, 30)
     rep = a.exchange(timeseries=spool)
     assert [o.status for o in rep.outcomes] == [agentmod.SENT], rep.outcomes
     assert rep.count(agentmod.SENT) == 30 and not spool.pending()
@@ -231,17 +237,9 @@ class _FullFlash:
 
 
 def test_a_refused_batch_the_full_flash_cannot_set_aside_stays_queued():
-    from mindconnect import items
-    from mindconnect.spool import Spool
     hub = FakeHub()
     a = make(hub)
-    model = items.DataModel({"configurationId": "cfull", "dataSources": [{"name": "env", "dataPoints": [
-        {"id": "t", "name": "Temperature", "type": "DOUBLE", "unit": "C"}]}]})
-    a.sync_model(model)
-    spool = Spool(dualtest.tmpdir() + "/tsfull", flush_every=None)
-    enc = items.RecordEncoder(model, 128)
-    for i in range(5):
-        spool.append(enc.encode(1764050571000 + i * 1000, [("t", i)]))
+    spool = _spool_for(a, 5)
     a._aside = _FullFlash()
     hub.fault("POST", "/api/mindconnect/v3/exchange", Resp(400, {"message": "bad value"}))
     rep = a.exchange(timeseries=spool)
