@@ -254,6 +254,21 @@ def test_a_refused_batch_the_full_flash_cannot_set_aside_stays_queued():
     spool.close()
 
 
+def test_a_damaged_identity_file_is_read_from_its_mirror():
+    # worn flash: one bit of the only copy of the identity cost the node its onboarding (the key is spent)
+    hub = FakeHub()
+    folder = dualtest.tmpdir() + "/s"
+    make(hub, folder=folder).authorize()
+    path = folder + "/" + credentials.CURRENT
+    data = bytearray(dualtest.read_bytes(path))
+    data[10] ^= 0x01
+    dualtest.write_bytes(path, bytes(data))
+    hub.tokens.clear()
+    a = make(hub, folder=folder)
+    assert a.state == agentmod.READY and a.authorize(True) in hub.tokens
+    assert hub.registrations == 1
+
+
 def test_rotation_refused_falls_back_to_the_previous_rat():
     hub = FakeHub(secret_lifetime=2 * 86400)
     folder = dualtest.tmpdir() + "/s"

@@ -7,6 +7,8 @@ fails its checksum or does not parse is treated as missing.
 
 Documents kept in the store folder:
     current    the ClientIdentifier in use
+    mirror     a second copy of current, read only when current is unreadable: one damaged file (worn
+               flash) must not cost the identity, which only a new onboarding key could give back
     previous   the one before a rotation, kept until a token was obtained with `current`
     token      the access token and its expiry, so a wake cycle needs no token request
     model      hashes of the data model and mappings last accepted by the hub, and the DSC eTag
@@ -27,6 +29,7 @@ import os
 from mindconnect.compat import fsync_dir, fsync_file
 
 CURRENT = "current"
+MIRROR = "mirror"
 PREVIOUS = "previous"
 TOKEN = "token"
 MODEL = "model"
@@ -153,9 +156,12 @@ class CredentialStore:
     # -- identities ------------------------------------------------------------------------------
 
     def identities(self):
-        """[current, previous] as far as they are readable; a corrupt current falls back to previous."""
+        """[current, previous] as far as they are readable; an unreadable current is taken from its
+        mirror, and without either the previous one comes first."""
         out = []
-        for name in (CURRENT, PREVIOUS):
+        for name in (CURRENT, MIRROR, PREVIOUS):
+            if name is MIRROR and out:
+                continue
             doc = self.read(name)
             if doc and doc.get("client_id") and (doc.get("client_secret") or doc.get("kid")):
                 ident = Identity.from_doc(doc)
@@ -168,7 +174,9 @@ class CredentialStore:
         return ids[0] if ids else None
 
     def save_current(self, ident):
-        self.write(CURRENT, ident.to_doc())
+        text = (json.dumps(ident.to_doc()).encode(),)  # encoded once for both files
+        self.write(CURRENT, None, text)
+        self.write(MIRROR, None, text)
 
     def save_previous(self, ident):
         self.write(PREVIOUS, ident.to_doc())
