@@ -123,3 +123,29 @@ def test_a_damaged_next_key_is_reported_and_the_same_key_registered_again():
     assert a.rotations == 1 and state["key_id"] == kid_a and state["tokens_issued"] == 1
     assert [w for w in warnings if "next RSA key is unusable" in w and "damaged" in w], warnings
     assert a.store.read(rsa.RSA_PENDING) is None and a.store.current().kid == kid_a
+
+
+class _Cut(Exception):
+    """A power cut at a checkpoint."""
+
+
+def test_a_next_key_damaged_after_its_rotation_was_saved_falls_back_to_the_previous_identity():
+    # the rotation to the next key was saved, the power went before its token, and then that key's file
+    # was damaged: every boot raised ConfigError (a crash loop), while the hub still took the old key
+    def cut(name):
+        if name == "rotate:after_save":
+            raise _Cut(name)
+    warnings = []
+    a, cid = new_rsa_agent(keys=("RSA_KEY_A", "RSA_KEY_B"), checkpoint=cut, log=warnings.append)
+    a.rotate_before_s = 10 ** 9
+    dualtest.raises(_Cut, a.authorize)
+    raw = bytearray(dualtest.read_bytes(_file(a, rsa.RSA_NEXT)))
+    raw[900] ^= 0x01
+    dualtest.write_bytes(_file(a, rsa.RSA_NEXT), bytes(raw))
+    from mindconnect.transport import Transport
+    b = agentmod.Agent(a.store.folder, Transport(ca_der=dualtest.read_bytes(dualtest.env("MOCKHUB_CA_DER"))).connect,
+                       log=warnings.append)
+    assert b.authorize()
+    kid_a = rsa.kid_of(dualtest.env("RSA_KEY_A"))
+    assert b.store.current().kid == kid_a and admin("GET", "/admin/agents/" + cid)["tokens_issued"] >= 1
+    assert [w for w in warnings if "damaged" in w], warnings

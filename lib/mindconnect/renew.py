@@ -14,7 +14,7 @@ import json
 
 from mindconnect import credentials, jsonw
 from mindconnect.agent import _W, split_url
-from mindconnect.errors import AuthError, ConnectionClosed, OnboardingRequired, ProtocolError, msg
+from mindconnect.errors import AuthError, ConfigError, ConnectionClosed, OnboardingRequired, ProtocolError, msg
 
 _AM = "/api/agentmanagement/v3"
 _FORM_HEAD = ("grant_type=client_credentials&client_assertion_type="
@@ -212,7 +212,13 @@ def authorize(agent, ids, rotation_due):
         ids = agent.store.identities()
     for attempt in (0, 1):
         for i, ident in enumerate(ids):
-            got = request_token(agent, ident)
+            try:
+                got = request_token(agent, ident)
+            except ConfigError as e:  # RSA: this identity's key file is damaged or gone
+                if len(ids) < 2:
+                    raise
+                agent._warn("%s; trying the other stored identity" % e.message)
+                continue
             if got:
                 if i:  # the newer secret is refused, an older one works: go back to it
                     agent.store.save_current(ident)
