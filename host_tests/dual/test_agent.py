@@ -150,6 +150,74 @@ def test_all_secrets_refused_enters_needs_key_and_stays_quiet():
     assert "key_fp" in (credentials.CredentialStore(a.store.folder).read(credentials.NEEDS_KEY) or {})
 
 
+def test_needs_key_is_tried_again_a_day_later():
+    # every secret refused for an hour (the hub's passing fault): a day later the stored credentials are
+    # tried once more and the node carries on, with no visit and no new key
+    hub = FakeHub()
+    folder = dualtest.tmpdir() + "/s"
+    make(hub, folder=folder).authorize()
+    kept = (dict(hub.secrets), dict(hub.rats))
+    hub.secrets.clear()
+    hub.rats.clear()
+    hub.tokens.clear()
+    dualtest.raises(OnboardingRequired, make(hub, folder=folder).authorize, True)
+    hub.secrets.update(kept[0])
+    hub.rats.update(kept[1])
+    calls = len(hub.calls)
+    hub.now_s += 86400 - 60
+    dualtest.raises(OnboardingRequired, make(hub, folder=folder).authorize)
+    assert len(hub.calls) == calls  # quiet for the rest of the day
+    hub.now_s += 60
+    warnings = []
+    a = make(hub, folder=folder, log=warnings.append)
+    assert a.authorize() in hub.tokens and a.state == agentmod.READY
+    assert hub.registrations == 1 and [w for w in warnings if "trying again" in w]
+    assert credentials.CredentialStore(folder).read(credentials.NEEDS_KEY) is None
+
+
+def test_needs_key_still_refused_a_day_later_waits_another_day():
+    hub = FakeHub()
+    folder = dualtest.tmpdir() + "/s"
+    make(hub, folder=folder).authorize()
+    hub.secrets.clear()
+    hub.rats.clear()
+    hub.tokens.clear()
+    dualtest.raises(OnboardingRequired, make(hub, folder=folder).authorize, True)
+    first = credentials.CredentialStore(folder).read(credentials.NEEDS_KEY)["at"]
+    hub.now_s += 86400
+    calls = len(hub.calls)
+    dualtest.raises(OnboardingRequired, make(hub, folder=folder).authorize)
+    assert len(hub.calls) > calls  # tried once more
+    assert credentials.CredentialStore(folder).read(credentials.NEEDS_KEY)["at"] == first + 86400
+    calls = len(hub.calls)
+    hub.now_s += 3600
+    for _ in range(3):
+        dualtest.raises(OnboardingRequired, make(hub, folder=folder).authorize)
+    assert len(hub.calls) == calls
+
+
+def test_a_refused_onboarding_key_is_sent_once_more_a_day_later():
+    # the hub refused the key with 401 while it was in fact valid (its passing fault); a NEEDS_KEY written
+    # without a time (older firmware) is dated at the first boot with a clock and retried a day later
+    hub = FakeHub()
+    folder = dualtest.tmpdir() + "/s"
+    hub.fault("POST", "/api/agentmanagement/v3/register", Resp(401, {"error": "invalid_token"}))
+    dualtest.raises(OnboardingRequired, make(hub, folder=folder).authorize)
+    store = credentials.CredentialStore(folder)
+    doc = store.read(credentials.NEEDS_KEY)
+    assert doc["at"] == hub.now_s
+    doc.pop("at")
+    store.write(credentials.NEEDS_KEY, doc)
+    hub.now_s += 3600
+    calls = len(hub.calls)
+    e = dualtest.raises(OnboardingRequired, make(hub, folder=folder).authorize)
+    assert "already used" in e.message and len(hub.calls) == calls
+    assert store.read(credentials.NEEDS_KEY)["at"] == hub.now_s
+    hub.now_s += 86400
+    a = make(hub, folder=folder)
+    assert a.authorize() in hub.tokens and a.state == agentmod.READY and hub.registrations == 1
+
+
 def test_token_refused_right_after_a_rotation_keeps_the_credentials():
     # IAM out of step for two token requests (a new secret not yet everywhere, or an outage answering
     # 400): the hub took the rotation, so the node keeps its credentials and tries again later

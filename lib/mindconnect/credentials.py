@@ -213,9 +213,5 @@ class CredentialStore:
         doc = self.read(NEEDS_KEY)
         return doc.get("reason", "credentials refused") if doc else None
 
-    def set_needs_key(self, reason, key_fp=None):
-        """Record that a new onboarding key is needed (key_fp: the fingerprint of the spent key)."""
-        self.write(NEEDS_KEY, {"reason": reason, "key_fp": key_fp})
-
     def clear_needs_key(self):
         self.remove(NEEDS_KEY)

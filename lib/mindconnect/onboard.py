@@ -55,18 +55,33 @@ def onboard(agent):
     ids = store.identities()
     if ids and stuck is None:
         return False
+    content = fp = None
+    if agent.key is not None:
+        content = parse_key(agent.key)
+        fp = credentials.key_fingerprint(content["iat"])
+        if stuck and stuck.get("key_fp") != fp and ids and ids[0].key_fp == fp:
+            # this key's registration was saved, and a power cut came before the rest: finish it (the
+            # key is spent; without this the node would wait for a third key)
+            _settled(store, ids[0].kid)
+            agent._bearer = None
+            return True
+    if stuck and agent.clock.is_set():
+        # a day after a refusal the stored identities (or the key) are tried once more: a refusal that
+        # was the hub's passing fault must not cost a visit; still refused, NEEDS_KEY is written again
+        now, at = agent.clock.now(), stuck.get("at")
+        if not isinstance(at, int):  # written before the clock was set (or by older firmware)
+            stuck["at"] = now
+            store.write(credentials.NEEDS_KEY, stuck)
+        elif now - at >= 86400 or now < at:
+            agent._warn("%s a day ago: trying again" % stuck.get("reason"))
+            store.clear_needs_key()
+            stuck = None
+            if ids:
+                return False
     if agent.key is None:
         if stuck:
             raise OnboardingRequired("%s: %s" % (stuck.get("reason"), msg(_W, 0)))
         raise OnboardingRequired("not onboarded yet: " + msg(_W, 0))
-    content = parse_key(agent.key)
-    fp = credentials.key_fingerprint(content["iat"])
-    if stuck and stuck.get("key_fp") != fp and ids and ids[0].key_fp == fp:
-        # this key's registration was saved, and a power cut came before the rest: finish it (the key
-        # is spent; without this the node would wait for a third key)
-        _settled(store, ids[0].kid)
-        agent._bearer = None
-        return True
     if (stuck and stuck.get("key_fp") == fp) or [i for i in ids if i.key_fp == fp]:
         raise OnboardingRequired("onboarding key already used: " + msg(_W, 0))
     kid, body = None, b"{}"
@@ -79,7 +94,8 @@ def onboard(agent):
                     {"Authorization": "Bearer " + content["iat"], "Content-Type": "application/json"}, body)
     if r.status in (400, 401, 403):
         reason = "onboarding key refused (%d: used or expired)" % r.status
-        store.set_needs_key(reason, fp)
+        c = agent.clock  # at: for the retry a day later
+        store.write(credentials.NEEDS_KEY, {"reason": reason, "key_fp": fp, "at": c.now() if c.is_set() else None})
         raise OnboardingRequired("%s: %s" % (reason, msg(_W, 0)))
     if r.status != 201:
         raise agent._failure(r, "onboarding")

@@ -243,7 +243,9 @@ def authorize(agent, ids, rotation_due):
         raise AuthError("the token endpoint refused the secret the hub has just issued: trying again later")
     reason = "every stored credential was refused"
     cur = agent.store.current()
-    agent.store.set_needs_key(reason, cur.key_fp if cur else None)
+    c = agent.clock
+    agent.store.write(credentials.NEEDS_KEY,  # key_fp: the spent key's; at: for onboard's retry a day later
+                      {"reason": reason, "key_fp": cur.key_fp if cur else None, "at": c.now() if c.is_set() else None})
     agent._bearer = None
     agent._warn(reason)
     raise OnboardingRequired("%s: %s" % (reason, msg(_W, 0)))
