@@ -15,6 +15,7 @@ def test_onboard_token_dsc_exchange_on_one_connection(mockhub, vectors_dir):
     assert key["content"]["baseUrl"] == mockhub.base_url and key["content"]["clientCredentialProfile"] == [
         "SHARED_SECRET"]
 
+    mockhub.set_clock(int(mockhub.now()))  # frozen: the expiry is checked to the second
     creds = a.onboard()
     assert creds["client_id"] == a.id
     assert creds["registration_client_uri"] == mockhub.base_url + AM + "/register/" + a.id
