@@ -196,6 +196,23 @@ def test_needs_key_still_refused_a_day_later_waits_another_day():
     assert len(hub.calls) == calls
 
 
+def test_a_new_key_given_on_the_retry_day_is_registered_first():
+    hub = FakeHub()
+    folder = dualtest.tmpdir() + "/s"
+    make(hub, folder=folder).authorize()
+    hub.secrets.clear()
+    hub.rats.clear()
+    hub.tokens.clear()
+    dualtest.raises(OnboardingRequired, make(hub, folder=folder).authorize, True)
+    hub.now_s += 2 * 86400
+    hub.iats.add("IAT-2")
+    calls = len(hub.calls)
+    a = agentmod.Agent(folder, onboarding_key=hub.key("IAT-2"), clock=Clock(source=lambda: hub.now_s * 1000),
+                       http_factory=lambda h, p: hub)
+    assert a.authorize() in hub.tokens and a.state == agentmod.READY and hub.registrations == 2
+    assert hub.calls[calls][1] == "/api/agentmanagement/v3/register"  # not the refused identity first
+
+
 def test_a_refused_onboarding_key_is_sent_once_more_a_day_later():
     # the hub refused the key with 401 while it was in fact valid (its passing fault); a NEEDS_KEY written
     # without a time (older firmware) is dated at the first boot with a clock and retried a day later

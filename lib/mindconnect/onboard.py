@@ -65,9 +65,10 @@ def onboard(agent):
             _settled(store, ids[0].kid)
             agent._bearer = None
             return True
-    if stuck and agent.clock.is_set():
+    if stuck and agent.clock.is_set() and (fp is None or fp == stuck.get("key_fp") or fp in [i.key_fp for i in ids]):
         # a day after a refusal the stored identities (or the key) are tried once more: a refusal that
-        # was the hub's passing fault must not cost a visit; still refused, NEEDS_KEY is written again
+        # was the hub's passing fault must not cost a visit; still refused, NEEDS_KEY is written again.
+        # A new key (not the refused one) is registered at once instead.
         now, at = agent.clock.now(), stuck.get("at")
         if not isinstance(at, int):  # written before the clock was set (or by older firmware)
             stuck["at"] = now
