@@ -150,17 +150,26 @@ def test_all_secrets_refused_enters_needs_key_and_stays_quiet():
     assert "key_fp" in (credentials.CredentialStore(a.store.folder).read(credentials.NEEDS_KEY) or {})
 
 
-def test_needs_key_is_tried_again_a_day_later():
-    # every secret refused for an hour (the hub's passing fault): a day later the stored credentials are
-    # tried once more and the node carries on, with no visit and no new key
+def _refused_everything(kept=None):
+    """An onboarded agent's store whose every credential the hub then refused: NEEDS_KEY (kept: gets
+    copies of the hub's secrets and RATs from before)."""
     hub = FakeHub()
     folder = dualtest.tmpdir() + "/s"
     make(hub, folder=folder).authorize()
-    kept = (dict(hub.secrets), dict(hub.rats))
+    if kept is not None:
+        kept += [dict(hub.secrets), dict(hub.rats)]
     hub.secrets.clear()
     hub.rats.clear()
     hub.tokens.clear()
     dualtest.raises(OnboardingRequired, make(hub, folder=folder).authorize, True)
+    return hub, folder
+
+
+def test_needs_key_is_tried_again_a_day_later():
+    # every secret refused for an hour (the hub's passing fault): a day later the stored credentials are
+    # tried once more and the node carries on, with no visit and no new key
+    kept = []
+    hub, folder = _refused_everything(kept)
     hub.secrets.update(kept[0])
     hub.rats.update(kept[1])
     calls = len(hub.calls)
@@ -176,13 +185,7 @@ def test_needs_key_is_tried_again_a_day_later():
 
 
 def test_needs_key_still_refused_a_day_later_waits_another_day():
-    hub = FakeHub()
-    folder = dualtest.tmpdir() + "/s"
-    make(hub, folder=folder).authorize()
-    hub.secrets.clear()
-    hub.rats.clear()
-    hub.tokens.clear()
-    dualtest.raises(OnboardingRequired, make(hub, folder=folder).authorize, True)
+    hub, folder = _refused_everything()
     first = credentials.CredentialStore(folder).read(credentials.NEEDS_KEY)["at"]
     hub.now_s += 86400
     calls = len(hub.calls)
@@ -197,13 +200,7 @@ def test_needs_key_still_refused_a_day_later_waits_another_day():
 
 
 def test_a_new_key_given_on_the_retry_day_is_registered_first():
-    hub = FakeHub()
-    folder = dualtest.tmpdir() + "/s"
-    make(hub, folder=folder).authorize()
-    hub.secrets.clear()
-    hub.rats.clear()
-    hub.tokens.clear()
-    dualtest.raises(OnboardingRequired, make(hub, folder=folder).authorize, True)
+    hub, folder = _refused_everything()
     hub.now_s += 2 * 86400
     hub.iats.add("IAT-2")
     calls = len(hub.calls)
@@ -254,13 +251,7 @@ def test_token_refused_right_after_a_rotation_keeps_the_credentials():
 def test_power_cut_while_onboarding_with_a_new_key_out_of_needs_key():
     # the hub refused everything (offboarded): a new key is provisioned, registered and saved, and the
     # power goes before NEEDS_KEY is cleared: the next boot finishes it, no third key
-    hub = FakeHub()
-    folder = dualtest.tmpdir() + "/s"
-    make(hub, folder=folder).authorize()
-    hub.secrets.clear()
-    hub.rats.clear()
-    hub.tokens.clear()
-    dualtest.raises(OnboardingRequired, make(hub, folder=folder).authorize, True)
+    hub, folder = _refused_everything()
     hub.iats.add("IAT-2")
 
     def checkpoint(name):
