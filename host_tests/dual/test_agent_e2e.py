@@ -7,7 +7,7 @@ import json
 
 import dualtest
 from mindconnect import agent as agentmod
-from mindconnect import items
+from mindconnect import errors, items
 from mindconnect.http import HTTPClient
 from mindconnect.transport import Transport
 
@@ -155,6 +155,26 @@ def test_a_token_answer_lost_is_asked_again_with_a_new_assertion():
     after = admin("GET", "/admin/agents/%s" % cid)
     assert after["rotations"] == before["rotations"], (before, after)
     assert after["tokens_issued"] == before["tokens_issued"] + 2  # the lost one, then the new one
+    a.close()
+
+
+def test_a_token_request_whose_new_connection_closes_costs_one_handshake():
+    # an outage (the hub drops each connection once the request is in): a wake's token request, on a new
+    # connection, is not signed and sent again on a second one (a second handshake that fails the same way)
+    a, t, cid = new_agent()
+    a.authorize()
+    a.close()  # the next wake cycle starts on a new connection
+    before = admin("GET", "/admin/counters")
+    admin("POST", "/admin/faults", {"client_id": cid, "endpoint": "token", "drop_after_request_bytes": 0})
+    try:
+        a.authorize(force=True)
+        raise AssertionError("a token although the connection was dropped")
+    except errors.NetworkError:
+        pass
+    after = admin("GET", "/admin/counters")
+    assert after["handshakes"] - before["handshakes"] == 1, (before, after)
+    assert after["endpoints"]["token"] - before["endpoints"]["token"] == 1, (before, after)
+    assert a.authorize(force=True)  # the next try signs anew
     a.close()
 
 

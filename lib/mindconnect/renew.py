@@ -100,14 +100,17 @@ def request_token(agent, ident):
             secret = rsa.key_for(agent.store, ident.kid)
         form = _FORM_HEAD + jwt.client_assertion(ident.client_id, ident.tenant, secret, now, jwt.uuid4(agent.rand))
         secret = None
+        reused = getattr(agent._client(), "_stream", 1) is not None  # a kept-alive connection (idle close)
         try:
             r = agent._call("POST", _AM + "/oauth/token", {"Content-Type": "application/x-www-form-urlencoded"},
                             form, False)
             break
         except ConnectionClosed:
             # closed before any answer byte: the hub may have taken this assertion (its jti is spent, the
-            # same form again would be refused as a replay and cost a rotation): once more, signed anew
-            if again:
+            # same form again would be refused as a replay and cost a rotation): once more, signed anew.
+            # Only on a kept-alive connection (the hub's idle close); a new one that closed is an outage:
+            # a second handshake now would fail too (the agent backs off, the next try signs anew)
+            if again or not reused:
                 raise
     form = None  # the heap of the signed form and of the answer's body goes to parsing and saving
     if r.status in (400, 401):
