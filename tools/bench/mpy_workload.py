@@ -106,6 +106,7 @@ def node_cycle(flash):
 
     board = sim.SimBoard(flash, lambda: now[0], sleep, sim.SimState())
     node = app.App(board, config.load(flash), log=lambda m: None)
+    node.follow_gateway_clock = False  # fake time here: the hub's Date (real time) would set it back
     end = now[0] + 125000
     while now[0] < end:
         node.wait(min(node.step(), end - now[0]))
