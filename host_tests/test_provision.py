@@ -275,3 +275,19 @@ def test_rsa_agent_gets_keys_made_here_and_sends_readings(hub, inputs, tmp_path)
         assert again.rc == 0, again.text
         assert "the board keeps its RSA key /agent/rsa_key" in again.text and "made on this computer" not in again.text
         assert {n: (flash / "agent" / n).read_bytes() for n in keys} == keys
+
+
+def test_a_second_run_without_ca_uses_the_ca_already_on_the_board(inputs, tmp_path):
+    """The board got ca.der at its first run; a later run without --ca (e.g. to change one setting) must
+    find it there, not refuse with "the board has no ca.der yet"."""
+    mpyharness.require_micropython()
+    with VirtualBoard(tmp_path / "flash") as board:
+        first = Run(*base_args(board.port, inputs, "--key", inputs["key"], "--no-selftest", "--no-restart"))
+        assert first.rc == 0, first.text
+        ca = (tmp_path / "flash" / "ca.der").read_bytes()
+        again = Run(board.port, "--key", inputs["key"], "--wifi-ssid", "plant", "--wifi-password-file",
+                    inputs["wifi"], "--set", "sample_s=30", "--no-selftest", "--no-restart")
+    assert again.rc == 0, again.text
+    assert "plan: 1 of" in again.text, again.text
+    assert (tmp_path / "flash" / "ca.der").read_bytes() == ca
+    assert json.loads((tmp_path / "flash" / "config.json").read_text())["sample_s"] == 30

@@ -202,7 +202,7 @@ def _provision(port, opts, key_path, res, say):
         # the time (firmware/app.py: the ESP32 checks certificate dates against it); written only when
         # the board has none, since the board's own is newer. Asked with the rest: one round trip.
         payload[TIME_FILE] = b"%d" % int(time.time())
-        state = link.state(payload, OWNED_TREES)
+        state = link.state(list(payload) + ["/" + cfg["ca_file"]], OWNED_TREES)
         if TIME_FILE in state:
             del payload[TIME_FILE]
         changed, stale = plan(payload, state, facts, cfg)
