@@ -291,3 +291,21 @@ def test_a_second_run_without_ca_uses_the_ca_already_on_the_board(inputs, tmp_pa
     assert "plan: 1 of" in again.text, again.text
     assert (tmp_path / "flash" / "ca.der").read_bytes() == ca
     assert json.loads((tmp_path / "flash" / "config.json").read_text())["sample_s"] == 30
+
+
+def test_changing_one_setting_keeps_the_rest_and_the_secrets(inputs, tmp_path):
+    """`provision PORT --set sample_s=30` (the documented one-setting change) copies config.json only:
+    the board's gateway, Wi-Fi network, Wi-Fi password and its not yet used onboarding key stay."""
+    mpyharness.require_micropython()
+    flash = tmp_path / "flash"
+    with VirtualBoard(flash) as board:
+        first = Run(*base_args(board.port, inputs, "--key", inputs["key"], "--no-selftest", "--no-restart"))
+        assert first.rc == 0, first.text
+        before_cfg = json.loads((flash / "config.json").read_text())
+        before_secrets = (flash / "secrets.json").read_bytes()
+        one = Run(board.port, "--set", "sample_s=30", "--no-selftest", "--no-restart")
+    assert one.rc == 0, one.text
+    assert "plan: 1 of" in one.text, one.text
+    assert (flash / "secrets.json").read_bytes() == before_secrets
+    assert json.loads((flash / "config.json").read_text()) == dict(before_cfg, sample_s=30)
+    assert_no_secrets(one.text, inputs)

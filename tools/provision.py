@@ -111,21 +111,36 @@ def check_runtime(facts, mpy):
 
 
 def prepare(opts, key_path):
-    """Everything to write, checked on the host: ({board path: bytes}, config, warnings, .mpy version)."""
+    """Everything to write but config.json and secrets.json (settings() once the board's are known),
+    checked on the host: ({board path: bytes}, onboarding key or None, .mpy version, key profile)."""
     key = pb.read_onboarding_key(key_path) if key_path else None
     ca = pb.ca_der(opts.ca) if opts.ca else None
-    gateway = opts.gateway or (key["content"]["baseUrl"] if key else None)
-    cfg = pb.compose_config(opts.config, gateway, opts.wifi_ssid, pb.DEFAULT_CA_FILE, opts.set or ())
-    secrets = pb.compose_secrets(wifi_password(opts), key)
-    warnings = pb.validate_config(cfg, secrets)
+    if opts.config:  # the template gives the whole config: refused here already, before the board is opened
+        settings(opts, key, {})
     files = pb.bundle_files(opts.no_mpy)
     payload = {"/" + k: Path(v).read_bytes() for k, v in files.items()}
-    payload["/" + pb.CONFIG_FILE] = pb.json_bytes(cfg)
-    payload["/" + pb.SECRETS_FILE] = pb.json_bytes(secrets)
     if ca is not None:
-        payload["/" + cfg["ca_file"]] = ca
+        payload["/" + pb.DEFAULT_CA_FILE] = ca
     payload_profile = pb.key_profile(key) if key else None
-    return payload, cfg, warnings, pb.mpy_version_of(files), payload_profile
+    return payload, key, pb.mpy_version_of(files), payload_profile
+
+
+def settings(opts, key, board):
+    """(config, secrets, warnings), checked: the flags over the --config template or, without one, over
+    the board's own config.json; the Wi-Fi password and onboarding key given override the board's
+    secrets.json, whose other entries are kept (board: {path: JSON} of the board's two files). A run
+    that changes one setting must not reset the rest, nor take the Wi-Fi password off the board."""
+    gateway = opts.gateway or (key["content"]["baseUrl"] if key else None)
+    base = board.get("/" + pb.CONFIG_FILE)
+    cfg = pb.compose_config(opts.config, gateway, opts.wifi_ssid, pb.DEFAULT_CA_FILE, opts.set or (),
+                            base=None if opts.config or not isinstance(base, dict) else base)
+    kept = board.get("/" + pb.SECRETS_FILE)
+    secrets = dict(kept) if isinstance(kept, dict) else {}
+    secrets.update(pb.compose_secrets(wifi_password(opts), key))
+    # an onboarding key kept on the board as a file name there is checked by the board, not here
+    named = isinstance(secrets.get("onboarding_key"), str)
+    warnings = pb.validate_config(cfg, {k: v for k, v in secrets.items() if not (named and k == "onboarding_key")})
+    return cfg, secrets, warnings
 
 
 def wifi_password(opts):
@@ -187,15 +202,18 @@ def provision_board(port, opts, key_path=None, name=None, say=print):
 
 def _provision(port, opts, key_path, res, say):
     say("== %s (%s)" % (res.name, port))
-    payload, cfg, warnings, mpy, profile = prepare(opts, key_path)
-    for w in warnings:
-        say("config warning: %s" % w)
+    payload, key, mpy, profile = prepare(opts, key_path)
     with BoardLink(port, timeout=opts.timeout) as link:
         facts = link.facts()
         say("board: MicroPython %s (%s), .mpy v%d, flash %s free of %s, heap %s free"
             % (".".join(str(x) for x in facts["version"]), facts["machine"], facts["mpy"] & 0xFF,
                _kb(facts["free"]), _kb(facts["total"]), _kb(facts["heap_free"])))
         check_runtime(facts, mpy)
+        cfg, secrets, warnings = settings(opts, key, link.json_files(["/" + pb.CONFIG_FILE, "/" + pb.SECRETS_FILE]))
+        for w in warnings:
+            say("config warning: %s" % w)
+        payload["/" + pb.CONFIG_FILE] = pb.json_bytes(cfg)
+        payload["/" + pb.SECRETS_FILE] = pb.json_bytes(secrets)
         if profile == "RSA_3072" or opts.rsa_next:
             _add_rsa_keys(link, payload, opts, say)
         # a lower bound for the board's clock after a power cut, until NTP or the gateway's Date gives

@@ -203,13 +203,14 @@ def _set_path(cfg, dotted, value):
     node[parts[-1]] = value
 
 
-def compose_config(template=None, gateway=None, wifi_ssid=None, ca_file=DEFAULT_CA_FILE, overrides=()):
-    """config.json as a dict: the template (a path or None for DEFAULT_TEMPLATE), then the flags.
+def compose_config(template=None, gateway=None, wifi_ssid=None, ca_file=DEFAULT_CA_FILE, overrides=(), base=None):
+    """config.json as a dict: the template (a path; or None for base, the board's config.json, or when
+    the board has none DEFAULT_TEMPLATE), then the flags.
 
     overrides are "dotted.key=JSON value" strings (a value that is not JSON is taken as a string).
     """
     if template is None:
-        cfg = json.loads(json.dumps(DEFAULT_TEMPLATE))
+        cfg = json.loads(json.dumps(DEFAULT_TEMPLATE if base is None else base))
     else:
         try:
             cfg = json.loads(Path(template).read_text())
@@ -258,5 +259,6 @@ def validate_config(cfg, secrets):
 
 
 def json_bytes(doc):
-    """The exact bytes written for a JSON file (stable, so an unchanged file hashes the same)."""
-    return (json.dumps(doc, indent=1) + "\n").encode()
+    """The exact bytes written for a JSON file (stable, so an unchanged file hashes the same; keys sorted:
+    a file read back from the board comes in MicroPython's dict order, not the order it was written in)."""
+    return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()

@@ -66,6 +66,17 @@ def _pv_state(paths, trees):
     _pv_out(res)
 
 
+def _pv_json(paths):
+    res = {}
+    for p in paths:
+        try:
+            with open(p) as f:
+                res[p] = json.load(f)
+        except (OSError, ValueError):
+            pass
+    _pv_out(res)
+
+
 def _pv_mkdirs(path):
     cut = path.rfind("/")
     parts = path[:cut].split("/") if cut > 0 else []

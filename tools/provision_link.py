@@ -120,6 +120,11 @@ class BoardLink:
         return {k: tuple(v) for k, v in self.call("_pv_state(%r, %r)" % (list(paths), list(trees)),
                                                    timeout=self.timeout * 3).items()}
 
+    def json_files(self, paths):
+        """{board path: parsed JSON} of those of paths that exist and hold JSON. They may hold secrets:
+        the result is for this program only, never shown."""
+        return self.call("_pv_json(%r)" % list(paths))
+
     def write_file(self, path, data, progress=None):
         """Write data to path through a temp file and a rename; returns the board's sha256 of the result."""
         self.exec("_pv_open(%r)" % path)
