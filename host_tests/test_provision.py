@@ -309,3 +309,22 @@ def test_changing_one_setting_keeps_the_rest_and_the_secrets(inputs, tmp_path):
     assert (flash / "secrets.json").read_bytes() == before_secrets
     assert json.loads((flash / "config.json").read_text()) == dict(before_cfg, sample_s=30)
     assert_no_secrets(one.text, inputs)
+
+
+def test_a_queued_backlog_does_not_make_a_second_run_refuse(inputs, tmp_path):
+    """The spool's readings already on the board are part of spool.max_bytes: a re-run on a board
+    holding a backlog must not ask for the whole spool's room again on top of it (it refused with
+    "delete files from the board", the backlog being the only thing to delete)."""
+    mpyharness.require_micropython()
+    flash = tmp_path / "flash"
+    with VirtualBoard(flash, flash_size=700 * 1024) as board:
+        first = Run(*base_args(board.port, inputs, "--key", inputs["key"], "--no-selftest", "--no-restart"))
+        assert first.rc == 0, first.text
+        (flash / "spool" / "ts").mkdir(parents=True)
+        for n in range(1, 16):  # 240 KB of queued readings, within the default spool.max_bytes (256 KB)
+            (flash / "spool" / "ts" / str(n)).write_bytes(b"r" * 16384)
+        again = Run(*base_args(board.port, inputs, "--key", inputs["key"], "--set", "sample_s=30",
+                               "--no-selftest", "--no-restart"))
+    assert again.rc == 0, again.text
+    assert "plan: 1 of" in again.text, again.text
+    assert len(list((flash / "spool" / "ts").iterdir())) == 15

@@ -162,12 +162,17 @@ def plan(payload, state, facts, cfg):
     grow -= sum(_blocks(state[p][0], block) for p in stale)
     transient = max([_blocks(len(payload[p]), block) for p in changed] or [0])  # temp file before its rename
     spool = cfg.get("spool", {}).get("max_bytes", 262144) if isinstance(cfg.get("spool"), dict) else 262144
-    needed = max(grow, 0) + transient + spool + RESERVE_BYTES
+    spool += max(4096, spool // 8)  # the events' spool beside the readings' (firmware/app.py)
+    # the readings and events already queued on the board (under /spool) are counted as used: only the
+    # spools' room still to fill is needed, or a board holding a backlog is refused
+    room = max(spool - facts.get("spool", 0), 0)
+    needed = max(grow, 0) + transient + room + RESERVE_BYTES
     if facts["free"] < needed:
-        raise ProvisionError("not enough free flash: %s free of %s, needs %s (files %s, spool.max_bytes %s, "
-                             "reserve %s); delete files from the board (mpremote fs rm) or lower spool.max_bytes"
+        raise ProvisionError("not enough free flash: %s free of %s, needs %s (files %s, spools still to fill %s "
+                             "of %s, reserve %s); delete files of your own from the board (mpremote fs rm; not "
+                             "/spool: queued readings) or lower spool.max_bytes"
                              % (_kb(facts["free"]), _kb(facts["total"]), _kb(needed), _kb(max(grow, 0) + transient),
-                                _kb(spool), _kb(RESERVE_BYTES)))
+                                _kb(room), _kb(spool), _kb(RESERVE_BYTES)))
     if "/" + cfg["ca_file"] not in payload and "/" + cfg["ca_file"] not in state:
         raise ProvisionError("the board has no %s yet: give the gateway's root CA with --ca FILE (PEM or DER)"
                              % cfg["ca_file"])

@@ -20,8 +20,11 @@ def _pv_out(doc):
 def _pv_facts():
     import time
     st = os.statvfs("/")
+    spool = []
+    _pv_walk("/spool", spool)
     gc.collect()
-    _pv_out({"version": list(sys.implementation.version[:3]), "mpy": getattr(sys.implementation, "_mpy", 0),
+    _pv_out({"spool": sum(os.stat(p)[6] for p in spool),
+             "version": list(sys.implementation.version[:3]), "mpy": getattr(sys.implementation, "_mpy", 0),
              "machine": getattr(sys.implementation, "_machine", sys.platform), "block": st[0],
              "total": st[0] * st[2], "free": st[0] * st[3], "heap_free": gc.mem_free(),
              "time": time.time()})
