@@ -328,3 +328,28 @@ def test_a_queued_backlog_does_not_make_a_second_run_refuse(inputs, tmp_path):
     assert again.rc == 0, again.text
     assert "plan: 1 of" in again.text, again.text
     assert len(list((flash / "spool" / "ts").iterdir())) == 15
+
+
+def test_a_board_unplugged_mid_copy_fails_alone_in_a_fleet(inputs, tmp_path):
+    """The USB cable of one board pulled while its files are copied: that board is FAILED in the summary
+    with a message, and the fleet run goes on to the next board (it ended in a traceback, with no
+    summary and the rest of the fleet not provisioned)."""
+    mpyharness.require_micropython()
+    with VirtualBoard(tmp_path / "f1") as first, VirtualBoard(tmp_path / "f2") as second:
+        (tmp_path / "fleet.csv").write_text("port,name,key\n%s,pulled,\n%s,next,\n" % (first.port, second.port))
+        lines = []
+
+        def say(line):
+            lines.append(line)
+            if line.startswith("  [3/") and not any(ln.startswith("== next") for ln in lines):
+                first.stop()  # the cable pulled: the port's other side is gone
+
+        rc = provision.main(["--fleet", str(tmp_path / "fleet.csv"), "--ca", inputs["ca"], "--no-selftest",
+                             "--no-restart"], say=say)
+    text = "\n".join(lines)
+    assert rc == 1, text
+    table = lines[lines.index("") + 1:]
+    pulled = [r for r in table if r.startswith("pulled")][0].split()
+    nxt = [r for r in table if r.startswith("next")][0].split()
+    assert pulled[2] == "FAILED" and "USB" in " ".join(pulled), text
+    assert nxt[2] == "ok", text

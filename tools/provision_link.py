@@ -87,9 +87,15 @@ class BoardLink:
                                      "check that MicroPython runs on it, and try again" % (self.port, timeout, what)
                                      ) from None
             from mpremote.transport import TransportError
+            from serial import SerialException
             if isinstance(e, TransportError):
                 raise ProvisionError("the board on %s does not answer like MicroPython (%s): flash MicroPython "
                                      "1.23 or newer and try again" % (self.port, what)) from None
+            if isinstance(e, (SerialException, OSError)):
+                # the cable pulled or the board reset hard: one board's failure, not the fleet run's end
+                raise ProvisionError("the board on %s was disconnected (%s): check the USB cable and run "
+                                     "provisioning again; files already copied are kept, the rest is copied "
+                                     "then" % (self.port, what)) from None
             raise
         finally:
             timer.cancel()
