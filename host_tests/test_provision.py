@@ -353,3 +353,20 @@ def test_a_board_unplugged_mid_copy_fails_alone_in_a_fleet(inputs, tmp_path):
     nxt = [r for r in table if r.startswith("next")][0].split()
     assert pulled[2] == "FAILED" and "USB" in " ".join(pulled), text
     assert nxt[2] == "ok", text
+
+
+def test_temp_files_left_by_a_pulled_cable_are_removed_at_the_next_run(inputs, tmp_path):
+    """A cable pulled while secrets.json (or ca.der, an RSA key) was being written leaves its .tmp, with
+    the secrets in it, outside the trees provisioning cleans: the next run removes it."""
+    mpyharness.require_micropython()
+    flash = tmp_path / "flash"
+    with VirtualBoard(flash) as board:
+        first = Run(*base_args(board.port, inputs, "--key", inputs["key"], "--no-selftest", "--no-restart"))
+        assert first.rc == 0, first.text
+        (flash / "secrets.json.tmp").write_bytes((flash / "secrets.json").read_bytes()[:300])
+        (flash / "ca.der.tmp").write_bytes(b"\x30\x82")
+        (flash / "user.tmp").write_bytes(b"not provisioning's")
+        again = Run(*base_args(board.port, inputs, "--key", inputs["key"], "--no-selftest", "--no-restart"))
+    assert again.rc == 0, again.text
+    assert not (flash / "secrets.json.tmp").exists() and not (flash / "ca.der.tmp").exists()
+    assert (flash / "user.tmp").exists()

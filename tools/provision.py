@@ -155,7 +155,9 @@ def wifi_password(opts):
 def plan(payload, state, facts, cfg):
     """(files to write, stale files to remove); refuses when the flash cannot hold them and the spool."""
     changed = sorted(p for p in payload if state.get(p, (None, None))[1] != _sha(payload[p]))
-    stale = sorted(p for p in state if p.startswith(tuple(t + "/" for t in OWNED_TREES)) and p not in payload)
+    # and the temp file of a write cut short (a pulled cable) next to any file provisioning writes
+    stale = sorted(p for p in state if p.startswith(tuple(t + "/" for t in OWNED_TREES)) and p not in payload
+                   or p.endswith(".tmp") and p[:-4] in payload)
     block = facts["block"] or 4096
     grow = sum(_blocks(len(payload[p]), block) - _blocks(state[p][0], block) if p in state
                else _blocks(len(payload[p]), block) for p in changed)
@@ -225,7 +227,7 @@ def _provision(port, opts, key_path, res, say):
         # the time (firmware/app.py: the ESP32 checks certificate dates against it); written only when
         # the board has none, since the board's own is newer. Asked with the rest: one round trip.
         payload[TIME_FILE] = b"%d" % int(time.time())
-        state = link.state(list(payload) + ["/" + cfg["ca_file"]], OWNED_TREES)
+        state = link.state(list(payload) + [p + ".tmp" for p in payload] + ["/" + cfg["ca_file"]], OWNED_TREES)
         if TIME_FILE in state:
             del payload[TIME_FILE]
         changed, stale = plan(payload, state, facts, cfg)
