@@ -370,3 +370,24 @@ def test_temp_files_left_by_a_pulled_cable_are_removed_at_the_next_run(inputs, t
     assert again.rc == 0, again.text
     assert not (flash / "secrets.json.tmp").exists() and not (flash / "ca.der.tmp").exists()
     assert (flash / "user.tmp").exists()
+
+
+def test_a_ca_file_that_is_not_a_ca_certificate_is_refused(hub, tmp_path):
+    """The gateway's own certificate (what a browser exports by default, here with its key in the same
+    PEM), a private key in DER or a cut DER file passed the checks and went to the board as ca.der:
+    the node could never verify the gateway, and the self-test says so only if the gateway is reachable
+    from where the board is provisioned."""
+    from cryptography.hazmat.primitives import serialization
+    leaf_pem = hub.ca_pem_path.parent / "server.pem"
+    with pytest.raises(pb.ProvisionError, match="not a CA"):
+        pb.ca_der(leaf_pem)
+    key = serialization.load_pem_private_key((hub.ca_pem_path.parent / "ca-key.pem").read_bytes(), None)
+    (tmp_path / "key.der").write_bytes(key.private_bytes(serialization.Encoding.DER,
+                                                         serialization.PrivateFormat.TraditionalOpenSSL,
+                                                         serialization.NoEncryption()))
+    (tmp_path / "cut.der").write_bytes(hub.ca_der[:-40])
+    for name in ("key.der", "cut.der"):
+        with pytest.raises(pb.ProvisionError, match="not a readable X.509 certificate"):
+            pb.ca_der(tmp_path / name)
+    (tmp_path / "two.der").write_bytes(hub.ca_der * 2)  # DER certificates one after the other still pass
+    assert pb.ca_der(tmp_path / "two.der") == hub.ca_der * 2
