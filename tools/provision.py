@@ -139,7 +139,14 @@ def settings(opts, key, board):
     secrets.update(pb.compose_secrets(wifi_password(opts), key))
     # an onboarding key kept on the board as a file name there is checked by the board, not here
     named = isinstance(secrets.get("onboarding_key"), str)
-    warnings = pb.validate_config(cfg, {k: v for k, v in secrets.items() if not (named and k == "onboarding_key")})
+    try:
+        warnings = pb.validate_config(cfg, {k: v for k, v in secrets.items()
+                                            if not (named and k == "onboarding_key")})
+    except ProvisionError as e:
+        if opts.config or not isinstance(base, dict):
+            raise
+        raise ProvisionError("%s (the board's own config.json with the flags given; --config FILE replaces it)"
+                             % e) from None
     return cfg, secrets, warnings
 
 
