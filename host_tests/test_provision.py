@@ -391,3 +391,18 @@ def test_a_ca_file_that_is_not_a_ca_certificate_is_refused(hub, tmp_path):
             pb.ca_der(tmp_path / name)
     (tmp_path / "two.der").write_bytes(hub.ca_der * 2)  # DER certificates one after the other still pass
     assert pb.ca_der(tmp_path / "two.der") == hub.ca_der * 2
+
+
+def test_wifi_password_file_saved_by_windows_tools(tmp_path):
+    """A password file written with a UTF-8 byte-order mark (PowerShell 5's Set-Content -Encoding UTF8,
+    older Notepad) gave the board a password starting with U+FEFF: it could never join the network. One
+    in UTF-16 (PowerShell 5's `echo pw > file`) ended the run in a UnicodeDecodeError traceback."""
+    import argparse
+    (tmp_path / "bom.txt").write_bytes("\ufeffS3cret-pw\r\n".encode("utf-8"))
+    opts = argparse.Namespace(wifi_password_file=str(tmp_path / "bom.txt"))
+    assert provision.wifi_password(opts) == "S3cret-pw"
+    (tmp_path / "utf16.txt").write_bytes("S3cret-pw\r\n".encode("utf-16"))
+    opts = argparse.Namespace(wifi_password_file=str(tmp_path / "utf16.txt"))
+    with pytest.raises(pb.ProvisionError, match="UTF-8") as e:
+        provision.wifi_password(opts)
+    assert "S3cret" not in str(e.value)

@@ -153,9 +153,13 @@ def settings(opts, key, board):
 def wifi_password(opts):
     if opts.wifi_password_file:
         try:
-            return Path(opts.wifi_password_file).read_text().strip("\r\n")
+            # utf-8-sig: a byte-order mark (PowerShell, older Notepad) is no part of the password
+            return Path(opts.wifi_password_file).read_text(encoding="utf-8-sig").strip("\r\n")
         except OSError:
             raise ProvisionError("--wifi-password-file %s: file not found" % opts.wifi_password_file) from None
+        except UnicodeDecodeError:  # its message would show a byte of the password
+            raise ProvisionError("--wifi-password-file %s: not UTF-8 text (UTF-16 from PowerShell?); save it as "
+                                 "UTF-8" % opts.wifi_password_file) from None
     return os.environ.get(WIFI_PASSWORD_ENV) or None
 
 
