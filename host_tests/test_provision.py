@@ -406,3 +406,16 @@ def test_wifi_password_file_saved_by_windows_tools(tmp_path):
     with pytest.raises(pb.ProvisionError, match="UTF-8") as e:
         provision.wifi_password(opts)
     assert "S3cret" not in str(e.value)
+
+
+def test_inputs_saved_with_a_byte_order_mark_are_read(inputs, tmp_path):
+    """Excel's "CSV UTF-8" and Windows editors start a file with a byte-order mark: the fleet CSV was
+    refused ("no port": its first column read as "\\ufeffport"), the key and a config template as "not
+    valid JSON", whatever the user copied again."""
+    bom = "\ufeff".encode()
+    (tmp_path / "fleet.csv").write_bytes(bom + b"port,name,key\r\n/dev/ttyUSB0,pump-1,k.json\r\n")
+    assert provision.read_fleet(tmp_path / "fleet.csv") == [("/dev/ttyUSB0", "pump-1", str(tmp_path / "k.json"))]
+    (tmp_path / "key.json").write_bytes(bom + Path(inputs["key"]).read_bytes())
+    assert pb.read_onboarding_key(tmp_path / "key.json") == inputs["key_doc"]["onboarding_key"]
+    (tmp_path / "cfg.json").write_bytes(bom + json.dumps(pb.DEFAULT_TEMPLATE).encode())
+    assert pb.compose_config(tmp_path / "cfg.json")["sample_s"] == pb.DEFAULT_TEMPLATE["sample_s"]

@@ -324,7 +324,7 @@ def _selftest(link, cfg, payload, res, say):
 def read_fleet(path):
     """[(port, name, key file)] from a CSV with the header port,name,key (key may be empty)."""
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # Excel's "CSV UTF-8" starts with a BOM
             rows = list(csv.DictReader(f))
     except OSError:
         raise ProvisionError("fleet file %s: not found" % path) from None

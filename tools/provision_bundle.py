@@ -93,7 +93,7 @@ def read_onboarding_key(path, now=None):
     now = int(time.time()) if now is None else now
     where = "onboarding key %s" % path
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is no JSON
     except FileNotFoundError:
         raise ProvisionError("%s: file not found; save the key from Insights Hub > Agent > Onboard there"
                              % where) from None
@@ -257,7 +257,7 @@ def compose_config(template=None, gateway=None, wifi_ssid=None, ca_file=DEFAULT_
         cfg = json.loads(json.dumps(DEFAULT_TEMPLATE if base is None else base))
     else:
         try:
-            cfg = json.loads(Path(template).read_text())
+            cfg = json.loads(Path(template).read_text(encoding="utf-8-sig"))
         except OSError:
             raise ProvisionError("config template %s: file not found" % template) from None
         except ValueError:
