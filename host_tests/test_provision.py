@@ -419,3 +419,14 @@ def test_inputs_saved_with_a_byte_order_mark_are_read(inputs, tmp_path):
     assert pb.read_onboarding_key(tmp_path / "key.json") == inputs["key_doc"]["onboarding_key"]
     (tmp_path / "cfg.json").write_bytes(bom + json.dumps(pb.DEFAULT_TEMPLATE).encode())
     assert pb.compose_config(tmp_path / "cfg.json")["sample_s"] == pb.DEFAULT_TEMPLATE["sample_s"]
+
+
+def test_onboard_without_a_key_is_refused_before_anything_is_written(inputs, tmp_path):
+    """--onboard with no key (none given, none waiting in the board's secrets.json) is refused before the
+    first write, as every refusal is (it was refused after the whole bundle had been copied)."""
+    mpyharness.require_micropython()
+    with VirtualBoard(tmp_path / "flash") as board:
+        run = Run(*base_args(board.port, inputs, "--onboard", "--no-selftest", "--no-restart"))
+    assert run.rc == 1
+    assert "--onboard needs an onboarding key" in run.text, run.text
+    assert snapshot(tmp_path / "flash") == {}

@@ -230,6 +230,8 @@ def _provision(port, opts, key_path, res, say):
         cfg, secrets, warnings = settings(opts, key, link.json_files(["/" + pb.CONFIG_FILE, "/" + pb.SECRETS_FILE]))
         for w in warnings:
             say("config warning: %s" % w)
+        if opts.onboard and "onboarding_key" not in secrets:  # refused before the first write
+            raise ProvisionError("--onboard needs an onboarding key: give it with --key FILE")
         payload["/" + pb.CONFIG_FILE] = pb.json_bytes(cfg)
         payload["/" + pb.SECRETS_FILE] = pb.json_bytes(secrets)
         if profile == "RSA_3072" or opts.rsa_next:
@@ -292,8 +294,6 @@ def _add_rsa_keys(link, payload, opts, say):
 
 def _onboard(link, cfg, payload, res, say):
     secrets_path = "/" + pb.SECRETS_FILE
-    if b'"onboarding_key"' not in payload[secrets_path]:
-        raise ProvisionError("--onboard needs an onboarding key: give it with --key FILE")
     say("onboarding on the board...")
     link.fresh(helpers=False)
     client_id, fresh = link.call(ONBOARD_CODE % STORE_DIR, timeout=max(60, link.timeout))
