@@ -430,3 +430,18 @@ def test_onboard_without_a_key_is_refused_before_anything_is_written(inputs, tmp
     assert run.rc == 1
     assert "--onboard needs an onboarding key" in run.text, run.text
     assert snapshot(tmp_path / "flash") == {}
+
+
+def test_an_old_clock_lower_bound_on_the_board_is_moved_up(inputs, tmp_path):
+    """A board provisioned long ago (or off for months) holds an old /agent/time: after a power cut without
+    NTP its clock starts there, before the notBefore of a gateway certificate renewed since, and the
+    verified TLS connection that would give it the time fails. Provisioning it again now moves the lower
+    bound up to this computer's time (a newer one on the board is kept)."""
+    mpyharness.require_micropython()
+    flash = tmp_path / "flash"
+    (flash / "agent").mkdir(parents=True)
+    (flash / "agent" / "time").write_text("1704067200")  # 2024-01-01
+    with VirtualBoard(flash) as board:
+        run = Run(*base_args(board.port, inputs, "--no-selftest", "--no-restart"))
+    assert run.rc == 0, run.text
+    assert abs(int((flash / "agent" / "time").read_text()) - time.time()) < 300

@@ -227,7 +227,8 @@ def _provision(port, opts, key_path, res, say):
             % (".".join(str(x) for x in facts["version"]), facts["machine"], facts["mpy"] & 0xFF,
                _kb(facts["free"]), _kb(facts["total"]), _kb(facts["heap_free"])))
         check_runtime(facts, mpy)
-        cfg, secrets, warnings = settings(opts, key, link.json_files(["/" + pb.CONFIG_FILE, "/" + pb.SECRETS_FILE]))
+        on_board = link.json_files(["/" + pb.CONFIG_FILE, "/" + pb.SECRETS_FILE, TIME_FILE])
+        cfg, secrets, warnings = settings(opts, key, on_board)
         for w in warnings:
             say("config warning: %s" % w)
         if opts.onboard and "onboarding_key" not in secrets:  # refused before the first write
@@ -237,12 +238,14 @@ def _provision(port, opts, key_path, res, say):
         if profile == "RSA_3072" or opts.rsa_next:
             _add_rsa_keys(link, payload, opts, say)
         # a lower bound for the board's clock after a power cut, until NTP or the gateway's Date gives
-        # the time (firmware/app.py: the ESP32 checks certificate dates against it); written only when
-        # the board has none, since the board's own is newer. Asked with the rest: one round trip.
-        payload[TIME_FILE] = b"%d" % int(time.time())
+        # the time (firmware/app.py: the ESP32 checks certificate dates against it); written unless the
+        # board's is at most a day older (firmware/app.py renews it daily; a re-run then copies nothing):
+        # an old one (a board off for months) would start the clock before the notBefore of a gateway
+        # certificate renewed since; a newer one (this computer's clock behind) is kept
+        kept = on_board.get(TIME_FILE)
+        if not isinstance(kept, int) or kept < int(time.time()) - 86400:
+            payload[TIME_FILE] = b"%d" % int(time.time())
         state = link.state(list(payload) + [p + ".tmp" for p in payload] + ["/" + cfg["ca_file"]], OWNED_TREES)
-        if TIME_FILE in state:
-            del payload[TIME_FILE]
         changed, stale = plan(payload, state, facts, cfg)
         say("plan: %d of %d files to copy (%s), %d stale to remove"
             % (len(changed), len(payload), _kb(sum(len(payload[p]) for p in changed)), len(stale)))
