@@ -275,3 +275,173 @@ def test_rsa_agent_gets_keys_made_here_and_sends_readings(hub, inputs, tmp_path)
         assert again.rc == 0, again.text
         assert "the board keeps its RSA key /agent/rsa_key" in again.text and "made on this computer" not in again.text
         assert {n: (flash / "agent" / n).read_bytes() for n in keys} == keys
+
+
+def test_a_second_run_without_ca_uses_the_ca_already_on_the_board(inputs, tmp_path):
+    """The board got ca.der at its first run; a later run without --ca (e.g. to change one setting) must
+    find it there, not refuse with "the board has no ca.der yet"."""
+    mpyharness.require_micropython()
+    with VirtualBoard(tmp_path / "flash") as board:
+        first = Run(*base_args(board.port, inputs, "--key", inputs["key"], "--no-selftest", "--no-restart"))
+        assert first.rc == 0, first.text
+        ca = (tmp_path / "flash" / "ca.der").read_bytes()
+        again = Run(board.port, "--key", inputs["key"], "--wifi-ssid", "plant", "--wifi-password-file",
+                    inputs["wifi"], "--set", "sample_s=30", "--no-selftest", "--no-restart")
+    assert again.rc == 0, again.text
+    assert "plan: 1 of" in again.text, again.text
+    assert (tmp_path / "flash" / "ca.der").read_bytes() == ca
+    assert json.loads((tmp_path / "flash" / "config.json").read_text())["sample_s"] == 30
+
+
+def test_changing_one_setting_keeps_the_rest_and_the_secrets(inputs, tmp_path):
+    """`provision PORT --set sample_s=30` (the documented one-setting change) copies config.json only:
+    the board's gateway, Wi-Fi network, Wi-Fi password and its not yet used onboarding key stay."""
+    mpyharness.require_micropython()
+    flash = tmp_path / "flash"
+    with VirtualBoard(flash) as board:
+        first = Run(*base_args(board.port, inputs, "--key", inputs["key"], "--no-selftest", "--no-restart"))
+        assert first.rc == 0, first.text
+        before_cfg = json.loads((flash / "config.json").read_text())
+        before_secrets = (flash / "secrets.json").read_bytes()
+        one = Run(board.port, "--set", "sample_s=30", "--no-selftest", "--no-restart")
+    assert one.rc == 0, one.text
+    assert "plan: 1 of" in one.text, one.text
+    assert (flash / "secrets.json").read_bytes() == before_secrets
+    assert json.loads((flash / "config.json").read_text()) == dict(before_cfg, sample_s=30)
+    assert_no_secrets(one.text, inputs)
+
+
+def test_a_queued_backlog_does_not_make_a_second_run_refuse(inputs, tmp_path):
+    """The spool's readings already on the board are part of spool.max_bytes: a re-run on a board
+    holding a backlog must not ask for the whole spool's room again on top of it (it refused with
+    "delete files from the board", the backlog being the only thing to delete)."""
+    mpyharness.require_micropython()
+    flash = tmp_path / "flash"
+    with VirtualBoard(flash, flash_size=700 * 1024) as board:
+        first = Run(*base_args(board.port, inputs, "--key", inputs["key"], "--no-selftest", "--no-restart"))
+        assert first.rc == 0, first.text
+        (flash / "spool" / "ts").mkdir(parents=True)
+        for n in range(1, 16):  # 240 KB of queued readings, within the default spool.max_bytes (256 KB)
+            (flash / "spool" / "ts" / str(n)).write_bytes(b"r" * 16384)
+        again = Run(*base_args(board.port, inputs, "--key", inputs["key"], "--set", "sample_s=30",
+                               "--no-selftest", "--no-restart"))
+    assert again.rc == 0, again.text
+    assert "plan: 1 of" in again.text, again.text
+    assert len(list((flash / "spool" / "ts").iterdir())) == 15
+
+
+def test_a_board_unplugged_mid_copy_fails_alone_in_a_fleet(inputs, tmp_path):
+    """The USB cable of one board pulled while its files are copied: that board is FAILED in the summary
+    with a message, and the fleet run goes on to the next board (it ended in a traceback, with no
+    summary and the rest of the fleet not provisioned)."""
+    mpyharness.require_micropython()
+    with VirtualBoard(tmp_path / "f1") as first, VirtualBoard(tmp_path / "f2") as second:
+        (tmp_path / "fleet.csv").write_text("port,name,key\n%s,pulled,\n%s,next,\n" % (first.port, second.port))
+        lines = []
+
+        def say(line):
+            lines.append(line)
+            if line.startswith("  [3/") and not any(ln.startswith("== next") for ln in lines):
+                first.stop()  # the cable pulled: the port's other side is gone
+
+        rc = provision.main(["--fleet", str(tmp_path / "fleet.csv"), "--ca", inputs["ca"], "--no-selftest",
+                             "--no-restart"], say=say)
+    text = "\n".join(lines)
+    assert rc == 1, text
+    table = lines[lines.index("") + 1:]
+    pulled = [r for r in table if r.startswith("pulled")][0].split()
+    nxt = [r for r in table if r.startswith("next")][0].split()
+    assert pulled[2] == "FAILED" and "USB" in " ".join(pulled), text
+    assert nxt[2] == "ok", text
+
+
+def test_temp_files_left_by_a_pulled_cable_are_removed_at_the_next_run(inputs, tmp_path):
+    """A cable pulled while secrets.json (or ca.der, an RSA key) was being written leaves its .tmp, with
+    the secrets in it, outside the trees provisioning cleans: the next run removes it."""
+    mpyharness.require_micropython()
+    flash = tmp_path / "flash"
+    with VirtualBoard(flash) as board:
+        first = Run(*base_args(board.port, inputs, "--key", inputs["key"], "--no-selftest", "--no-restart"))
+        assert first.rc == 0, first.text
+        (flash / "secrets.json.tmp").write_bytes((flash / "secrets.json").read_bytes()[:300])
+        (flash / "ca.der.tmp").write_bytes(b"\x30\x82")
+        (flash / "user.tmp").write_bytes(b"not provisioning's")
+        again = Run(*base_args(board.port, inputs, "--key", inputs["key"], "--no-selftest", "--no-restart"))
+    assert again.rc == 0, again.text
+    assert not (flash / "secrets.json.tmp").exists() and not (flash / "ca.der.tmp").exists()
+    assert (flash / "user.tmp").exists()
+
+
+def test_a_ca_file_that_is_not_a_ca_certificate_is_refused(hub, tmp_path):
+    """The gateway's own certificate (what a browser exports by default, here with its key in the same
+    PEM), a private key in DER or a cut DER file passed the checks and went to the board as ca.der:
+    the node could never verify the gateway, and the self-test says so only if the gateway is reachable
+    from where the board is provisioned."""
+    from cryptography.hazmat.primitives import serialization
+    leaf_pem = hub.ca_pem_path.parent / "server.pem"
+    with pytest.raises(pb.ProvisionError, match="not a CA"):
+        pb.ca_der(leaf_pem)
+    key = serialization.load_pem_private_key((hub.ca_pem_path.parent / "ca-key.pem").read_bytes(), None)
+    (tmp_path / "key.der").write_bytes(key.private_bytes(serialization.Encoding.DER,
+                                                         serialization.PrivateFormat.TraditionalOpenSSL,
+                                                         serialization.NoEncryption()))
+    (tmp_path / "cut.der").write_bytes(hub.ca_der[:-40])
+    for name in ("key.der", "cut.der"):
+        with pytest.raises(pb.ProvisionError, match="not a readable X.509 certificate"):
+            pb.ca_der(tmp_path / name)
+    (tmp_path / "two.der").write_bytes(hub.ca_der * 2)  # DER certificates one after the other still pass
+    assert pb.ca_der(tmp_path / "two.der") == hub.ca_der * 2
+
+
+def test_wifi_password_file_saved_by_windows_tools(tmp_path):
+    """A password file written with a UTF-8 byte-order mark (PowerShell 5's Set-Content -Encoding UTF8,
+    older Notepad) gave the board a password starting with U+FEFF: it could never join the network. One
+    in UTF-16 (PowerShell 5's `echo pw > file`) ended the run in a UnicodeDecodeError traceback."""
+    import argparse
+    (tmp_path / "bom.txt").write_bytes("\ufeffS3cret-pw\r\n".encode("utf-8"))
+    opts = argparse.Namespace(wifi_password_file=str(tmp_path / "bom.txt"))
+    assert provision.wifi_password(opts) == "S3cret-pw"
+    (tmp_path / "utf16.txt").write_bytes("S3cret-pw\r\n".encode("utf-16"))
+    opts = argparse.Namespace(wifi_password_file=str(tmp_path / "utf16.txt"))
+    with pytest.raises(pb.ProvisionError, match="UTF-8") as e:
+        provision.wifi_password(opts)
+    assert "S3cret" not in str(e.value)
+
+
+def test_inputs_saved_with_a_byte_order_mark_are_read(inputs, tmp_path):
+    """Excel's "CSV UTF-8" and Windows editors start a file with a byte-order mark: the fleet CSV was
+    refused ("no port": its first column read as "\\ufeffport"), the key and a config template as "not
+    valid JSON", whatever the user copied again."""
+    bom = "\ufeff".encode()
+    (tmp_path / "fleet.csv").write_bytes(bom + b"port,name,key\r\n/dev/ttyUSB0,pump-1,k.json\r\n")
+    assert provision.read_fleet(tmp_path / "fleet.csv") == [("/dev/ttyUSB0", "pump-1", str(tmp_path / "k.json"))]
+    (tmp_path / "key.json").write_bytes(bom + Path(inputs["key"]).read_bytes())
+    assert pb.read_onboarding_key(tmp_path / "key.json") == inputs["key_doc"]["onboarding_key"]
+    (tmp_path / "cfg.json").write_bytes(bom + json.dumps(pb.DEFAULT_TEMPLATE).encode())
+    assert pb.compose_config(tmp_path / "cfg.json")["sample_s"] == pb.DEFAULT_TEMPLATE["sample_s"]
+
+
+def test_onboard_without_a_key_is_refused_before_anything_is_written(inputs, tmp_path):
+    """--onboard with no key (none given, none waiting in the board's secrets.json) is refused before the
+    first write, as every refusal is (it was refused after the whole bundle had been copied)."""
+    mpyharness.require_micropython()
+    with VirtualBoard(tmp_path / "flash") as board:
+        run = Run(*base_args(board.port, inputs, "--onboard", "--no-selftest", "--no-restart"))
+    assert run.rc == 1
+    assert "--onboard needs an onboarding key" in run.text, run.text
+    assert snapshot(tmp_path / "flash") == {}
+
+
+def test_an_old_clock_lower_bound_on_the_board_is_moved_up(inputs, tmp_path):
+    """A board provisioned long ago (or off for months) holds an old /agent/time: after a power cut without
+    NTP its clock starts there, before the notBefore of a gateway certificate renewed since, and the
+    verified TLS connection that would give it the time fails. Provisioning it again now moves the lower
+    bound up to this computer's time (a newer one on the board is kept)."""
+    mpyharness.require_micropython()
+    flash = tmp_path / "flash"
+    (flash / "agent").mkdir(parents=True)
+    (flash / "agent" / "time").write_text("1704067200")  # 2024-01-01
+    with VirtualBoard(flash) as board:
+        run = Run(*base_args(board.port, inputs, "--no-selftest", "--no-restart"))
+    assert run.rc == 0, run.text
+    assert abs(int((flash / "agent" / "time").read_text()) - time.time()) < 300

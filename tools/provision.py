@@ -111,48 +111,81 @@ def check_runtime(facts, mpy):
 
 
 def prepare(opts, key_path):
-    """Everything to write, checked on the host: ({board path: bytes}, config, warnings, .mpy version)."""
+    """Everything to write but config.json and secrets.json (settings() once the board's are known),
+    checked on the host: ({board path: bytes}, onboarding key or None, .mpy version, key profile)."""
     key = pb.read_onboarding_key(key_path) if key_path else None
     ca = pb.ca_der(opts.ca) if opts.ca else None
-    gateway = opts.gateway or (key["content"]["baseUrl"] if key else None)
-    cfg = pb.compose_config(opts.config, gateway, opts.wifi_ssid, pb.DEFAULT_CA_FILE, opts.set or ())
-    secrets = pb.compose_secrets(wifi_password(opts), key)
-    warnings = pb.validate_config(cfg, secrets)
+    if opts.config:  # the template gives the whole config: refused here already, before the board is opened
+        settings(opts, key, {})
     files = pb.bundle_files(opts.no_mpy)
     payload = {"/" + k: Path(v).read_bytes() for k, v in files.items()}
-    payload["/" + pb.CONFIG_FILE] = pb.json_bytes(cfg)
-    payload["/" + pb.SECRETS_FILE] = pb.json_bytes(secrets)
     if ca is not None:
-        payload["/" + cfg["ca_file"]] = ca
+        payload["/" + pb.DEFAULT_CA_FILE] = ca
     payload_profile = pb.key_profile(key) if key else None
-    return payload, cfg, warnings, pb.mpy_version_of(files), payload_profile
+    return payload, key, pb.mpy_version_of(files), payload_profile
+
+
+def settings(opts, key, board):
+    """(config, secrets, warnings), checked: the flags over the --config template or, without one, over
+    the board's own config.json; the Wi-Fi password and onboarding key given override the board's
+    secrets.json, whose other entries are kept (board: {path: JSON} of the board's two files). A run
+    that changes one setting must not reset the rest, nor take the Wi-Fi password off the board."""
+    gateway = opts.gateway or (key["content"]["baseUrl"] if key else None)
+    base = board.get("/" + pb.CONFIG_FILE)
+    cfg = pb.compose_config(opts.config, gateway, opts.wifi_ssid, pb.DEFAULT_CA_FILE, opts.set or (),
+                            base=None if opts.config or not isinstance(base, dict) else base)
+    kept = board.get("/" + pb.SECRETS_FILE)
+    secrets = dict(kept) if isinstance(kept, dict) else {}
+    secrets.update(pb.compose_secrets(wifi_password(opts), key))
+    # an onboarding key kept on the board as a file name there is checked by the board, not here
+    named = isinstance(secrets.get("onboarding_key"), str)
+    try:
+        warnings = pb.validate_config(cfg, {k: v for k, v in secrets.items()
+                                            if not (named and k == "onboarding_key")})
+    except ProvisionError as e:
+        if opts.config or not isinstance(base, dict):
+            raise
+        raise ProvisionError("%s (the board's own config.json with the flags given; --config FILE replaces it)"
+                             % e) from None
+    return cfg, secrets, warnings
 
 
 def wifi_password(opts):
     if opts.wifi_password_file:
         try:
-            return Path(opts.wifi_password_file).read_text().strip("\r\n")
+            # utf-8-sig: a byte-order mark (PowerShell, older Notepad) is no part of the password
+            return Path(opts.wifi_password_file).read_text(encoding="utf-8-sig").strip("\r\n")
         except OSError:
             raise ProvisionError("--wifi-password-file %s: file not found" % opts.wifi_password_file) from None
+        except UnicodeDecodeError:  # its message would show a byte of the password
+            raise ProvisionError("--wifi-password-file %s: not UTF-8 text (UTF-16 from PowerShell?); save it as "
+                                 "UTF-8" % opts.wifi_password_file) from None
     return os.environ.get(WIFI_PASSWORD_ENV) or None
 
 
 def plan(payload, state, facts, cfg):
     """(files to write, stale files to remove); refuses when the flash cannot hold them and the spool."""
     changed = sorted(p for p in payload if state.get(p, (None, None))[1] != _sha(payload[p]))
-    stale = sorted(p for p in state if p.startswith(tuple(t + "/" for t in OWNED_TREES)) and p not in payload)
+    # and the temp file of a write cut short (a pulled cable) next to any file provisioning writes
+    stale = sorted(p for p in state if p.startswith(tuple(t + "/" for t in OWNED_TREES)) and p not in payload
+                   or p.endswith(".tmp") and p[:-4] in payload)
     block = facts["block"] or 4096
     grow = sum(_blocks(len(payload[p]), block) - _blocks(state[p][0], block) if p in state
                else _blocks(len(payload[p]), block) for p in changed)
     grow -= sum(_blocks(state[p][0], block) for p in stale)
     transient = max([_blocks(len(payload[p]), block) for p in changed] or [0])  # temp file before its rename
     spool = cfg.get("spool", {}).get("max_bytes", 262144) if isinstance(cfg.get("spool"), dict) else 262144
-    needed = max(grow, 0) + transient + spool + RESERVE_BYTES
+    spool += max(4096, spool // 8)  # the events' spool beside the readings' (firmware/app.py)
+    # the readings and events already queued on the board (under /spool) are counted as used: only the
+    # spools' room still to fill is needed, or a board holding a backlog is refused
+    room = max(spool - facts.get("spool", 0), 0)
+    needed = max(grow, 0) + transient + room + RESERVE_BYTES
     if facts["free"] < needed:
-        raise ProvisionError("not enough free flash: %s free of %s, needs %s (files %s, spool.max_bytes %s, "
-                             "reserve %s); delete files from the board (mpremote fs rm) or lower spool.max_bytes"
+        raise ProvisionError("not enough free flash: %s free of %s, needs %s (files %s, spools still to fill %s "
+                             "of %s, reserve %s); delete files of your own from the board (mpremote fs rm; not "
+                             "/spool: queued readings) or lower spool.max_bytes"
                              % (_kb(facts["free"]), _kb(facts["total"]), _kb(needed), _kb(max(grow, 0) + transient),
-                                _kb(spool), _kb(RESERVE_BYTES)))
+                                _kb(room), _kb(spool), _kb(RESERVE_BYTES)))
     if "/" + cfg["ca_file"] not in payload and "/" + cfg["ca_file"] not in state:
         raise ProvisionError("the board has no %s yet: give the gateway's root CA with --ca FILE (PEM or DER)"
                              % cfg["ca_file"])
@@ -187,24 +220,32 @@ def provision_board(port, opts, key_path=None, name=None, say=print):
 
 def _provision(port, opts, key_path, res, say):
     say("== %s (%s)" % (res.name, port))
-    payload, cfg, warnings, mpy, profile = prepare(opts, key_path)
-    for w in warnings:
-        say("config warning: %s" % w)
+    payload, key, mpy, profile = prepare(opts, key_path)
     with BoardLink(port, timeout=opts.timeout) as link:
         facts = link.facts()
         say("board: MicroPython %s (%s), .mpy v%d, flash %s free of %s, heap %s free"
             % (".".join(str(x) for x in facts["version"]), facts["machine"], facts["mpy"] & 0xFF,
                _kb(facts["free"]), _kb(facts["total"]), _kb(facts["heap_free"])))
         check_runtime(facts, mpy)
+        on_board = link.json_files(["/" + pb.CONFIG_FILE, "/" + pb.SECRETS_FILE, TIME_FILE])
+        cfg, secrets, warnings = settings(opts, key, on_board)
+        for w in warnings:
+            say("config warning: %s" % w)
+        if opts.onboard and "onboarding_key" not in secrets:  # refused before the first write
+            raise ProvisionError("--onboard needs an onboarding key: give it with --key FILE")
+        payload["/" + pb.CONFIG_FILE] = pb.json_bytes(cfg)
+        payload["/" + pb.SECRETS_FILE] = pb.json_bytes(secrets)
         if profile == "RSA_3072" or opts.rsa_next:
             _add_rsa_keys(link, payload, opts, say)
         # a lower bound for the board's clock after a power cut, until NTP or the gateway's Date gives
-        # the time (firmware/app.py: the ESP32 checks certificate dates against it); written only when
-        # the board has none, since the board's own is newer. Asked with the rest: one round trip.
-        payload[TIME_FILE] = b"%d" % int(time.time())
-        state = link.state(payload, OWNED_TREES)
-        if TIME_FILE in state:
-            del payload[TIME_FILE]
+        # the time (firmware/app.py: the ESP32 checks certificate dates against it); written unless the
+        # board's is at most a day older (firmware/app.py renews it daily; a re-run then copies nothing):
+        # an old one (a board off for months) would start the clock before the notBefore of a gateway
+        # certificate renewed since; a newer one (this computer's clock behind) is kept
+        kept = on_board.get(TIME_FILE)
+        if not isinstance(kept, int) or kept < int(time.time()) - 86400:
+            payload[TIME_FILE] = b"%d" % int(time.time())
+        state = link.state(list(payload) + [p + ".tmp" for p in payload] + ["/" + cfg["ca_file"]], OWNED_TREES)
         changed, stale = plan(payload, state, facts, cfg)
         say("plan: %d of %d files to copy (%s), %d stale to remove"
             % (len(changed), len(payload), _kb(sum(len(payload[p]) for p in changed)), len(stale)))
@@ -256,8 +297,6 @@ def _add_rsa_keys(link, payload, opts, say):
 
 def _onboard(link, cfg, payload, res, say):
     secrets_path = "/" + pb.SECRETS_FILE
-    if b'"onboarding_key"' not in payload[secrets_path]:
-        raise ProvisionError("--onboard needs an onboarding key: give it with --key FILE")
     say("onboarding on the board...")
     link.fresh(helpers=False)
     client_id, fresh = link.call(ONBOARD_CODE % STORE_DIR, timeout=max(60, link.timeout))
@@ -288,7 +327,7 @@ def _selftest(link, cfg, payload, res, say):
 def read_fleet(path):
     """[(port, name, key file)] from a CSV with the header port,name,key (key may be empty)."""
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # Excel's "CSV UTF-8" starts with a BOM
             rows = list(csv.DictReader(f))
     except OSError:
         raise ProvisionError("fleet file %s: not found" % path) from None

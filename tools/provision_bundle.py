@@ -93,7 +93,7 @@ def read_onboarding_key(path, now=None):
     now = int(time.time()) if now is None else now
     where = "onboarding key %s" % path
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is no JSON
     except FileNotFoundError:
         raise ProvisionError("%s: file not found; save the key from Insights Hub > Agent > Onboard there"
                              % where) from None
@@ -181,14 +181,58 @@ def ca_der(path):
             except ValueError:
                 raise ProvisionError("CA certificate %s: broken PEM; download it again" % path) from None
             start = data.find(b"-----BEGIN CERTIFICATE-----", end)
-        if len(certs) > MAX_CA_CERTS:
-            raise ProvisionError("CA certificate %s: %d certificates, at most %d: give the gateway's root CA "
-                                 "(and its announced successor), not a whole trust store"
-                                 % (path, len(certs), MAX_CA_CERTS))
-        return b"".join(certs)
-    if data[:1] == b"\x30":  # a DER certificate is an ASN.1 SEQUENCE
-        return data
-    raise ProvisionError("CA certificate %s: neither PEM nor DER; give the gateway's root CA certificate" % path)
+    elif data[:1] == b"\x30":  # a DER certificate is an ASN.1 SEQUENCE; several may follow one another
+        certs = _der_split(data)
+        if certs is None:
+            raise ProvisionError("CA certificate %s: not a readable X.509 certificate (cut short?); download "
+                                 "it again" % path)
+    else:
+        raise ProvisionError("CA certificate %s: neither PEM nor DER; give the gateway's root CA certificate"
+                             % path)
+    if len(certs) > MAX_CA_CERTS:
+        raise ProvisionError("CA certificate %s: %d certificates, at most %d: give the gateway's root CA "
+                             "(and its announced successor), not a whole trust store"
+                             % (path, len(certs), MAX_CA_CERTS))
+    for der in certs:
+        _check_ca(der, path)
+    return b"".join(certs)
+
+
+def _der_split(data):
+    """The DER elements (ASN.1 SEQUENCEs) data holds one after the other, or None if it is not that."""
+    out = []
+    i = 0
+    while i < len(data):
+        if data[i] != 0x30 or i + 2 > len(data):
+            return None
+        n = data[i + 1]
+        head = 2
+        if n & 0x80:
+            head += n & 0x7F
+            n = int.from_bytes(data[i + 2:i + head], "big")
+        if head > 6 or i + head + n > len(data):
+            return None
+        out.append(data[i:i + head + n])
+        i += head + n
+    return out
+
+
+def _check_ca(der, path):
+    """Refuse what the board's TLS could never use as a trust anchor: a file that is no X.509
+    certificate (a key, a damaged download) or a server's own certificate instead of the CA."""
+    from cryptography import x509
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return  # an old (v1) root has no extensions
+    except ValueError:
+        raise ProvisionError("CA certificate %s: not a readable X.509 certificate; download it again" % path
+                             ) from None
+    if not constraints.ca:
+        raise ProvisionError("CA certificate %s: %s is a server's own certificate, not a CA: give the root CA "
+                             "that issued it (e.g. DigiCert Global Root G2 for Insights Hub)"
+                             % (path, cert.subject.rfc4514_string()))
 
 
 # -- config.json and secrets.json -----------------------------------------------------------------
@@ -203,16 +247,17 @@ def _set_path(cfg, dotted, value):
     node[parts[-1]] = value
 
 
-def compose_config(template=None, gateway=None, wifi_ssid=None, ca_file=DEFAULT_CA_FILE, overrides=()):
-    """config.json as a dict: the template (a path or None for DEFAULT_TEMPLATE), then the flags.
+def compose_config(template=None, gateway=None, wifi_ssid=None, ca_file=DEFAULT_CA_FILE, overrides=(), base=None):
+    """config.json as a dict: the template (a path; or None for base, the board's config.json, or when
+    the board has none DEFAULT_TEMPLATE), then the flags.
 
     overrides are "dotted.key=JSON value" strings (a value that is not JSON is taken as a string).
     """
     if template is None:
-        cfg = json.loads(json.dumps(DEFAULT_TEMPLATE))
+        cfg = json.loads(json.dumps(DEFAULT_TEMPLATE if base is None else base))
     else:
         try:
-            cfg = json.loads(Path(template).read_text())
+            cfg = json.loads(Path(template).read_text(encoding="utf-8-sig"))
         except OSError:
             raise ProvisionError("config template %s: file not found" % template) from None
         except ValueError:
@@ -258,5 +303,6 @@ def validate_config(cfg, secrets):
 
 
 def json_bytes(doc):
-    """The exact bytes written for a JSON file (stable, so an unchanged file hashes the same)."""
-    return (json.dumps(doc, indent=1) + "\n").encode()
+    """The exact bytes written for a JSON file (stable, so an unchanged file hashes the same; keys sorted:
+    a file read back from the board comes in MicroPython's dict order, not the order it was written in)."""
+    return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()

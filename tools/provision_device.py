@@ -20,8 +20,11 @@ def _pv_out(doc):
 def _pv_facts():
     import time
     st = os.statvfs("/")
+    spool = []
+    _pv_walk("/spool", spool)
     gc.collect()
-    _pv_out({"version": list(sys.implementation.version[:3]), "mpy": getattr(sys.implementation, "_mpy", 0),
+    _pv_out({"spool": sum(os.stat(p)[6] for p in spool),
+             "version": list(sys.implementation.version[:3]), "mpy": getattr(sys.implementation, "_mpy", 0),
              "machine": getattr(sys.implementation, "_machine", sys.platform), "block": st[0],
              "total": st[0] * st[2], "free": st[0] * st[3], "heap_free": gc.mem_free(),
              "time": time.time()})
@@ -62,6 +65,17 @@ def _pv_state(paths, trees):
         try:
             res[p] = [os.stat(p)[6], _pv_sha(p)]
         except OSError:
+            pass
+    _pv_out(res)
+
+
+def _pv_json(paths):
+    res = {}
+    for p in paths:
+        try:
+            with open(p) as f:
+                res[p] = json.load(f)
+        except (OSError, ValueError):
             pass
     _pv_out(res)
 

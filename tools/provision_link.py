@@ -87,9 +87,15 @@ class BoardLink:
                                      "check that MicroPython runs on it, and try again" % (self.port, timeout, what)
                                      ) from None
             from mpremote.transport import TransportError
+            from serial import SerialException
             if isinstance(e, TransportError):
                 raise ProvisionError("the board on %s does not answer like MicroPython (%s): flash MicroPython "
                                      "1.23 or newer and try again" % (self.port, what)) from None
+            if isinstance(e, (SerialException, OSError)):
+                # the cable pulled or the board reset hard: one board's failure, not the fleet run's end
+                raise ProvisionError("the board on %s was disconnected (%s): check the USB cable and run "
+                                     "provisioning again; files already copied are kept, the rest is copied "
+                                     "then" % (self.port, what)) from None
             raise
         finally:
             timer.cancel()
@@ -119,6 +125,19 @@ class BoardLink:
         """{board path: (size, sha256 hex)} of the given paths and everything under the trees."""
         return {k: tuple(v) for k, v in self.call("_pv_state(%r, %r)" % (list(paths), list(trees)),
                                                    timeout=self.timeout * 3).items()}
+
+    def json_files(self, paths):
+        """{board path: parsed JSON} of those of paths that exist and hold JSON. They may hold secrets:
+        the result is for this program only, never shown (not even in an error: call() would show it)."""
+        out = self.exec("_pv_json(%r)" % list(paths))
+        for line in reversed(out.splitlines()):
+            if line.startswith("@@"):
+                try:
+                    return json.loads(line[2:])
+                except ValueError:
+                    break
+        raise ProvisionError("the board's answer for config.json and secrets.json arrived damaged; try again, "
+                             "or use a shorter USB cable")
 
     def write_file(self, path, data, progress=None):
         """Write data to path through a temp file and a rename; returns the board's sha256 of the result."""
