@@ -87,13 +87,15 @@ def _assert_mappings(agent, agent_id, mappings):
             raise agent._failure(r, "data point mapping of %s" % m.get("dataPointId"))
         if existing is None:
             existing = _hub_mappings(agent, agent_id)
-        for e in existing:
-            if e.get("dataPointId") != m["dataPointId"] or e.get("propertySetName") != m["propertySetName"]:
-                continue
-            if e.get("entityId") != m["entityId"] or e.get("propertyName") != m["propertyName"]:
-                conflicts.append("%s: hub has %s/%s.%s, configuration says %s/%s.%s" % (
-                    m["dataPointId"], e.get("entityId"), e.get("propertySetName"), e.get("propertyName"),
-                    m["entityId"], m["propertySetName"], m["propertyName"]))
+        same = [e for e in existing if e.get("dataPointId") == m["dataPointId"]
+                and e.get("propertySetName") == m["propertySetName"]]
+        # the same one among them is fine, whatever else the point is mapped to (another asset)
+        if [e for e in same if e.get("entityId") == m["entityId"] and e.get("propertyName") == m["propertyName"]]:
+            continue
+        for e in same:
+            conflicts.append("%s: hub has %s/%s.%s, configuration says %s/%s.%s" % (
+                m["dataPointId"], e.get("entityId"), e.get("propertySetName"), e.get("propertyName"),
+                m["entityId"], m["propertySetName"], m["propertyName"]))
     if conflicts:
         raise Rejected("data point mapping conflict (delete the hub's mapping or change the configuration): "
                        + "; ".join(conflicts), 409)
