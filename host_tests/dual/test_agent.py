@@ -330,6 +330,44 @@ def test_a_refused_batch_the_full_flash_cannot_set_aside_stays_queued():
     spool.close()
 
 
+class _RefusesEvents(FakeHub):
+    """A hub that refuses (400) every exchange that holds an event."""
+
+    def _route(self, method, path, headers, data):
+        if path == "/api/mindconnect/v3/exchange" and b'"businessEvent"' in data:
+            return Resp(400, {"message": "event refused"})
+        return FakeHub._route(self, method, path, headers, data)
+
+
+def test_a_refused_event_does_not_take_the_readings_of_its_request_aside():
+    # readings and events share a request; the hub refuses the request for the event: the readings were
+    # set aside with it (out of the spool, never sent, in a bounded log) although the hub takes them
+    from mindconnect import items
+    from mindconnect.spool import Spool
+    hub = _RefusesEvents()
+    a = make(hub)
+    spool = _spool_for(a, 5)
+    ev = items.event_record(1, "overheat", "Alarm", 1764050571000, "1b4e28ba-2fa1-41d2-883f-0016d3cca427")
+    rep = a.exchange([items.event_item([ev])], timeseries=spool)  # a caller's item
+    assert rep.count(agentmod.SENT) == 5 and not spool.pending(), rep.outcomes
+    assert [len(o.items) for o in rep.rejected] == [1], rep.outcomes
+    for i in range(5, 8):
+        spool.append(items.RecordEncoder(a.model, 128).encode(1764050571000 + i * 1000, [("t", i)]))
+    events = Spool(dualtest.tmpdir() + "/ev", flush_every=None)
+    events.append(ev)
+    rep = a.exchange(timeseries=spool, events=events)  # the app's way: both from spools
+    assert rep.count(agentmod.SENT) == 3 and not spool.pending(), rep.outcomes
+    assert rep.count(agentmod.REJECTED, "events") == 1 and not events.pending(), rep.outcomes
+    assert a.aside.count == 1  # the event batch alone
+    sent = []
+    for kind, payload in hub.exchanged_parts():
+        assert kind == "standardTimeSeries"
+        sent += [row["values"][0]["value"] for row in json.loads(payload)]
+    assert sent == [str(i) for i in range(8)]
+    spool.close()
+    events.close()
+
+
 def test_a_damaged_identity_file_is_read_from_its_mirror():
     # worn flash: one bit of the only copy of the identity cost the node its onboarding (the key is spent)
     hub = FakeHub()

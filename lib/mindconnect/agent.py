@@ -385,16 +385,17 @@ class Agent:
         return report
 
     def _drain(self, report, limit, pending, sources):
+        alone = False  # after a mixed request was refused: one item or batch per request, to find the culprit
         while True:
             room = limit
             batch_items = []
-            while pending and pending[0].wire_length() <= room:
+            while pending and pending[0].wire_length() <= room and not (alone and batch_items):
                 room -= pending[0].wire_length()
                 batch_items.append(pending.pop(0))
             mine = batch_items[:]
             taken = []
             for s in sources:
-                if room > s.framing:
+                if room > s.framing and not (alone and batch_items):
                     b = s.source.batch(room - s.framing)
                     if b is not None and b.count:  # a spool says None when empty
                         it = s.make(b)
@@ -429,6 +430,10 @@ class Agent:
                     self._warn(msg(_W, 8) % (used + multipart.BODY_OVERHEAD, smaller + multipart.BODY_OVERHEAD))
                     self.body_limit = smaller + multipart.BODY_OVERHEAD
                     limit = smaller
+                    pending[:0] = mine
+                    continue
+                if len(mine) + len(taken) > 1 and not alone:
+                    alone = True  # whose refusal? each again on its own, the innocent ones are sent
                     pending[:0] = mine
                     continue
                 kept = True
