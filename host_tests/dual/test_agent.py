@@ -368,6 +368,35 @@ def test_a_refused_event_does_not_take_the_readings_of_its_request_aside():
     events.close()
 
 
+def test_a_file_changed_or_deleted_after_it_was_queued():
+    # a file item is made (its size taken) and sent later: rewritten shorter it failed every attempt
+    # (RETRY for ever, with the readings of its request); grown it went cut at the old size; deleted,
+    # exchange() raised OSError at every attempt and the readings with it never went
+    import os
+
+    from mindconnect import items
+    hub = FakeHub()
+    a = make(hub)
+    spool = _spool_for(a, 3)
+    path = dualtest.tmpdir() + "/log.txt"
+    for now in (b"x" * 100, b"short", b"y" * 150):
+        dualtest.write_bytes(path, b"z" * 100)
+        item = items.file_item(path, 1764050571000)
+        dualtest.write_bytes(path, now)
+        rep = a.exchange([item], timeseries=spool)
+        assert [o.status for o in rep.outcomes] == [agentmod.SENT], rep.outcomes
+        assert [p for p in hub.exchanged_parts() if p[0] == "file"][-1] == ("file", now)
+    dualtest.write_bytes(path, b"z" * 100)
+    item = items.file_item(path, 1764050571000)
+    os.remove(path)
+    spool.append(items.RecordEncoder(a.model, 128).encode(1764050575000, [("t", 3)]))
+    rep = a.exchange([item], timeseries=spool)
+    assert [o.status for o in rep.outcomes] == [agentmod.REJECTED, agentmod.SENT], rep.outcomes
+    assert rep.outcomes[0].items == [item] and path in rep.outcomes[0].reason
+    assert rep.count(agentmod.SENT) == 1 and not spool.pending()
+    spool.close()
+
+
 def test_a_damaged_identity_file_is_read_from_its_mirror():
     # worn flash: one bit of the only copy of the identity cost the node its onboarding (the key is spent)
     hub = FakeHub()

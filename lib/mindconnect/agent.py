@@ -369,7 +369,14 @@ class Agent:
         """
         report = Report()
         limit = self.body_limit - multipart.BODY_OVERHEAD
-        pending = list(items_)
+        pending = []
+        for it in items_:
+            try:
+                if hasattr(it.source, "stat"):
+                    it.source.stat()  # a file queued earlier: its size now (or it is gone)
+                pending.append(it)
+            except ConfigError as e:
+                report.add(Outcome(REJECTED, [it], reason=e.message))
         for it in pending:
             if it.wire_length() > limit:
                 raise ConfigError(msg(_W, 5) % (it.wire_length(), self.body_limit))
