@@ -397,6 +397,39 @@ def test_a_file_changed_or_deleted_after_it_was_queued():
     spool.close()
 
 
+def test_an_answer_that_is_no_verdict_on_the_readings_sets_nothing_aside():
+    # only 400/403/413 to the exchange itself judge the data (PROTOCOL.md Part A); the token endpoint
+    # answering 404 (or 403) during an exchange, or the exchange answering 404 (a gateway being deployed),
+    # set each batch aside in turn: the whole backlog left the spool for the bounded aside log, unsent
+    hub = FakeHub()
+    a = make(hub, body_limit=1500)
+    spool = _spool_for(a, 30)
+    hub.now_s += 2 * 3600  # the kept token has run out: the exchange asks for a new one first
+    for _ in range(6):
+        hub.fault("POST", "/api/agentmanagement/v3/oauth/token", Resp(404, {"message": "no route"}))
+    rep = a.exchange(timeseries=spool)
+    assert [o.status for o in rep.outcomes] == [agentmod.RETRY], rep.outcomes
+    assert spool.pending() == 30
+    hub.faults = []
+    a.retry_at_ms = None
+    a.authorize()
+    for _ in range(6):
+        hub.fault("POST", "/api/mindconnect/v3/exchange", Resp(404, {"message": "no route"}))
+    rep = a.exchange(timeseries=spool)
+    assert [o.status for o in rep.outcomes] == [agentmod.RETRY], rep.outcomes
+    assert spool.pending() == 30
+    hub.faults = []
+    a.retry_at_ms = None
+    rep = a.exchange(timeseries=spool)
+    assert rep.count(agentmod.SENT) == 30 and not spool.pending(), rep.outcomes
+    try:
+        open(a.store.folder + "/aside.log").close()
+        raise AssertionError("something was set aside")
+    except OSError:
+        pass
+    spool.close()
+
+
 def test_a_damaged_identity_file_is_read_from_its_mirror():
     # worn flash: one bit of the only copy of the identity cost the node its onboarding (the key is spent)
     hub = FakeHub()

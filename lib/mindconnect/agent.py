@@ -414,6 +414,7 @@ class Agent:
             counts = {"readings": 0, "events": 0}
             for s, b in taken:
                 counts[s.kind] += b.count
+            r = None
             try:
                 body = multipart.MultipartBody(batch_items)
                 r = self._authed("POST", _EXCHANGE, {"Content-Type": body.content_type}, body)
@@ -421,6 +422,11 @@ class Agent:
                 if not 200 <= r.status < 300:
                     raise self._failure(r, "exchange")
             except Rejected as e:
+                if r is None or r.status not in (400, 403, 413):
+                    # no verdict on this data (the token endpoint's answer, a 404...): later, unchanged
+                    report.add(Outcome(RETRY, mine + pending, counts["readings"], counts["events"], e.message,
+                                       self._backoff(e)))
+                    return
                 # 413 from a proxy or gateway with a body limit below ours: the same data again in
                 # smaller requests, down to one record, and every later exchange of this agent with it
                 used = limit - room
