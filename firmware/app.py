@@ -17,7 +17,7 @@ import json
 import firmware
 from firmware import power, sensors
 from mindconnect import items
-from mindconnect.errors import ConfigError, MindConnectError, OnboardingRequired
+from mindconnect.errors import ConfigError, MindConnectError, OnboardingRequired, Rejected
 from mindconnect.spool import Spool
 
 STORE_DIR = "/agent"  # the agent's credential store under the flash dir (tools/provision.py agrees)
@@ -400,8 +400,15 @@ class App:
                     a.key = self.cfg.onboarding_key = None
                 gc.collect()  # the key and onboarding's leftovers, before the token request
                 _loaded(("jwt", "renew"), a.authorize)
-                _loaded(("dsc",), a.sync_model, self.model, self._mappings())
-                self.model_synced = True
+                try:
+                    _loaded(("dsc",), a.sync_model, self.model, self._mappings())
+                    self.model_synced = True
+                except Rejected as e:
+                    # a mapping refused (a conflict, an asset deleted) must not stop the readings once the
+                    # data model is in place: they go, and the mappings are asserted again next upload
+                    if (a.store.read("model") or {}).get("dsc") != self.model.hash:
+                        raise
+                    self.log("warning", str(e))
             report = a.exchange(timeseries=self.readings if self.readings.pending() else None,
                                 events=self.events if self.events.pending() else None)
         except OnboardingRequired as e:

@@ -377,3 +377,24 @@ def test_int_points_are_rounded_and_a_nan_costs_only_its_own_value():
         raise AssertionError("a reading was set aside")
     except OSError:
         pass
+
+
+def test_a_mapping_the_hub_refuses_does_not_stop_the_readings():
+    # the asset a mapping names was deleted in Insights Hub (the mapping POST answers 404 for good), or
+    # someone mapped the point elsewhere (409, a conflict): the data model is in place and the hub takes
+    # the readings, but the app synced the model before every exchange and sent nothing at any upload
+    # until the spool overflowed; a config change (a visit) was the only way out
+    board, cfg, cid, t = node({"mappings": [{"point": "t", "entity_id": "e" * 32, "property_set": "env",
+                                              "property": "temperature"}]})
+    admin("POST", "/admin/faults", {"client_id": cid, "endpoint": "mappings", "status": 404, "count": None,
+                                    "message": "asset not found"})
+    lines = []
+    a = appmod.App(board, cfg, log=lines.append)
+    run_for(a, t, 125000)  # uploads at 0, 60 s and 120 s
+    assert a.uploads == 3 and a.readings.pending() == 0, lines
+    assert len(readings_of(cid, "t")) == 13
+    assert [m for m in lines if "asset not found" in m], lines
+    admin("DELETE", "/admin/faults")
+    run_for(a, t, 60000)  # the next upload asserts the mapping again: made now
+    a.close()
+    assert [m["dataPointId"] for m in admin("GET", "/admin/agents/%s/mappings" % cid)] == ["t"]
