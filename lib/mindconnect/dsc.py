@@ -84,7 +84,11 @@ def _assert_mappings(agent, agent_id, mappings):
         if r.status in (200, 201):
             continue
         if r.status != 409:
-            raise agent._failure(r, "data point mapping of %s" % m.get("dataPointId"))
+            e = agent._failure(r, "data point mapping of %s" % m.get("dataPointId"))
+            if not isinstance(e, Rejected):  # later (5xx, 429): the rest later too
+                raise e
+            conflicts.append(e.message)  # refused for good (an asset deleted): the others are still made
+            continue
         if existing is None:
             existing = _hub_mappings(agent, agent_id)
         same = [e for e in existing if e.get("dataPointId") == m["dataPointId"]
@@ -97,5 +101,5 @@ def _assert_mappings(agent, agent_id, mappings):
                 m["dataPointId"], e.get("entityId"), e.get("propertySetName"), e.get("propertyName"),
                 m["entityId"], m["propertySetName"], m["propertyName"]))
     if conflicts:
-        raise Rejected("data point mapping conflict (delete the hub's mapping or change the configuration): "
+        raise Rejected("data point mappings refused (delete the hub's mapping or change the configuration): "
                        + "; ".join(conflicts), 409)
