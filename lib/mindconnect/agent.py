@@ -321,7 +321,8 @@ class Agent:
             maps = items.mappings_hash(cid, mappings)
             if not loaded:
                 unload("model")  # dsc loads it again when the mappings must be sent
-        if state.get("dsc") == model.hash and maps in (None, state.get("maps")):
+        if state.get("dsc") == model.hash and maps in (None, state.get("maps")) and \
+                0 <= self.clock.now() - state.get("at", 0) < 86400:  # the hub looked at within a day
             return False
         self._bearer_for()  # the token first: renew and dsc are never in the heap together
         return self._run("dsc", "sync_model", model, mappings, via_exchange)
