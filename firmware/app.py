@@ -17,7 +17,7 @@ import json
 import firmware
 from firmware import power, sensors
 from mindconnect import items
-from mindconnect.errors import ConfigError, MindConnectError, OnboardingRequired
+from mindconnect.errors import ConfigError, MindConnectError, OnboardingRequired, Rejected
 from mindconnect.spool import Spool
 
 STORE_DIR = "/agent"  # the agent's credential store under the flash dir (tools/provision.py agrees)
@@ -113,7 +113,7 @@ class App:
             from mindconnect.compat import urandom as rand
         self.rand = rand
         self.agent = agent
-        self.model_synced = False
+        self.model_synced = -86400000  # board ms of the last sync_model
         self.record_bytes = 64  # size of the last reading record, for the watermark estimate
         self.samples = 0  # readings appended since this boot
         self.uploads = 0
@@ -393,15 +393,22 @@ class App:
             self.encoder = None
         a = self._agent()
         try:
-            if not self.model_synced:
+            if not 0 <= now - self.model_synced < 86400000:  # once a boot, and a day (the agent looks again)
                 if a.state == "new":
                     a.onboard()
                 if a.state == "ready":  # the key is spent (1-2 KB): its heap goes to the token and the model
                     a.key = self.cfg.onboarding_key = None
                 gc.collect()  # the key and onboarding's leftovers, before the token request
                 _loaded(("jwt", "renew"), a.authorize)
-                _loaded(("dsc",), a.sync_model, self.model, self._mappings())
-                self.model_synced = True
+                try:
+                    _loaded(("dsc",), a.sync_model, self.model, self._mappings())
+                    self.model_synced = now
+                except Rejected as e:
+                    # a mapping refused (a conflict, an asset deleted) must not stop the readings once the
+                    # data model is in place: they go, and the mappings are asserted again next upload
+                    if (a.store.read("model") or {}).get("dsc") != self.model.hash:
+                        raise
+                    self.log("warning", str(e))
             report = a.exchange(timeseries=self.readings if self.readings.pending() else None,
                                 events=self.events if self.events.pending() else None)
         except OnboardingRequired as e:

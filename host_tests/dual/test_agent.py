@@ -330,6 +330,106 @@ def test_a_refused_batch_the_full_flash_cannot_set_aside_stays_queued():
     spool.close()
 
 
+class _RefusesEvents(FakeHub):
+    """A hub that refuses (400) every exchange that holds an event."""
+
+    def _route(self, method, path, headers, data):
+        if path == "/api/mindconnect/v3/exchange" and b'"businessEvent"' in data:
+            return Resp(400, {"message": "event refused"})
+        return FakeHub._route(self, method, path, headers, data)
+
+
+def test_a_refused_event_does_not_take_the_readings_of_its_request_aside():
+    # readings and events share a request; the hub refuses the request for the event: the readings were
+    # set aside with it (out of the spool, never sent, in a bounded log) although the hub takes them
+    from mindconnect import items
+    from mindconnect.spool import Spool
+    hub = _RefusesEvents()
+    a = make(hub)
+    spool = _spool_for(a, 5)
+    ev = items.event_record(1, "overheat", "Alarm", 1764050571000, "1b4e28ba-2fa1-41d2-883f-0016d3cca427")
+    rep = a.exchange([items.event_item([ev])], timeseries=spool)  # a caller's item
+    assert rep.count(agentmod.SENT) == 5 and not spool.pending(), rep.outcomes
+    assert [len(o.items) for o in rep.rejected] == [1], rep.outcomes
+    for i in range(5, 8):
+        spool.append(items.RecordEncoder(a.model, 128).encode(1764050571000 + i * 1000, [("t", i)]))
+    events = Spool(dualtest.tmpdir() + "/ev", flush_every=None)
+    events.append(ev)
+    rep = a.exchange(timeseries=spool, events=events)  # the app's way: both from spools
+    assert rep.count(agentmod.SENT) == 3 and not spool.pending(), rep.outcomes
+    assert rep.count(agentmod.REJECTED, "events") == 1 and not events.pending(), rep.outcomes
+    assert a.aside.count == 1  # the event batch alone
+    sent = []
+    for kind, payload in hub.exchanged_parts():
+        assert kind == "standardTimeSeries"
+        sent += [row["values"][0]["value"] for row in json.loads(payload)]
+    assert sent == [str(i) for i in range(8)]
+    spool.close()
+    events.close()
+
+
+def test_a_file_changed_or_deleted_after_it_was_queued():
+    # a file item is made (its size taken) and sent later: rewritten shorter it failed every attempt
+    # (RETRY for ever, with the readings of its request); grown it went cut at the old size; deleted,
+    # exchange() raised OSError at every attempt and the readings with it never went
+    import os
+
+    from mindconnect import items
+    hub = FakeHub()
+    a = make(hub)
+    spool = _spool_for(a, 3)
+    path = dualtest.tmpdir() + "/log.txt"
+    for now in (b"x" * 100, b"short", b"y" * 150):
+        dualtest.write_bytes(path, b"z" * 100)
+        item = items.file_item(path, 1764050571000)
+        dualtest.write_bytes(path, now)
+        rep = a.exchange([item], timeseries=spool)
+        assert [o.status for o in rep.outcomes] == [agentmod.SENT], rep.outcomes
+        assert [p for p in hub.exchanged_parts() if p[0] == "file"][-1] == ("file", now)
+    dualtest.write_bytes(path, b"z" * 100)
+    item = items.file_item(path, 1764050571000)
+    os.remove(path)
+    spool.append(items.RecordEncoder(a.model, 128).encode(1764050575000, [("t", 3)]))
+    rep = a.exchange([item], timeseries=spool)
+    assert [o.status for o in rep.outcomes] == [agentmod.REJECTED, agentmod.SENT], rep.outcomes
+    assert rep.outcomes[0].items == [item] and path in rep.outcomes[0].reason
+    assert rep.count(agentmod.SENT) == 1 and not spool.pending()
+    spool.close()
+
+
+def test_an_answer_that_is_no_verdict_on_the_readings_sets_nothing_aside():
+    # only 400/403/413 to the exchange itself judge the data (PROTOCOL.md Part A); the token endpoint
+    # answering 404 (or 403) during an exchange, or the exchange answering 404 (a gateway being deployed),
+    # set each batch aside in turn: the whole backlog left the spool for the bounded aside log, unsent
+    hub = FakeHub()
+    a = make(hub, body_limit=1500)
+    spool = _spool_for(a, 30)
+    hub.now_s += 2 * 3600  # the kept token has run out: the exchange asks for a new one first
+    for _ in range(6):
+        hub.fault("POST", "/api/agentmanagement/v3/oauth/token", Resp(404, {"message": "no route"}))
+    rep = a.exchange(timeseries=spool)
+    assert [o.status for o in rep.outcomes] == [agentmod.RETRY], rep.outcomes
+    assert spool.pending() == 30
+    hub.faults = []
+    a.retry_at_ms = None
+    a.authorize()
+    for _ in range(6):
+        hub.fault("POST", "/api/mindconnect/v3/exchange", Resp(404, {"message": "no route"}))
+    rep = a.exchange(timeseries=spool)
+    assert [o.status for o in rep.outcomes] == [agentmod.RETRY], rep.outcomes
+    assert spool.pending() == 30
+    hub.faults = []
+    a.retry_at_ms = None
+    rep = a.exchange(timeseries=spool)
+    assert rep.count(agentmod.SENT) == 30 and not spool.pending(), rep.outcomes
+    try:
+        open(a.store.folder + "/aside.log").close()
+        raise AssertionError("something was set aside")
+    except OSError:
+        pass
+    spool.close()
+
+
 def test_a_damaged_identity_file_is_read_from_its_mirror():
     # worn flash: one bit of the only copy of the identity cost the node its onboarding (the key is spent)
     hub = FakeHub()

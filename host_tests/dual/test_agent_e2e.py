@@ -8,6 +8,7 @@ import json
 import dualtest
 from mindconnect import agent as agentmod
 from mindconnect import errors, items
+from mindconnect.errors import Rejected
 from mindconnect.http import HTTPClient
 from mindconnect.transport import Transport
 
@@ -185,3 +186,24 @@ def test_wrong_ca_is_refused_before_any_credential_is_sent():
     assert o.status == agentmod.RETRY and "certificate" in o.reason.lower(), o.reason
     state = admin("GET", "/admin/agents/%s" % cid)
     assert not state["onboarded"] and not state["onboarding_key_used"] and state["tokens_issued"] == 0
+
+
+def test_a_point_mapped_to_two_assets_is_no_conflict_after_a_model_change():
+    # one data point mapped to two assets (same property set and property): the hub keeps both (keepMapping)
+    # across a new data model, and re-asserting them answers 409 for each; the hub's listing then holds the
+    # exact mapping and the one to the other asset. That is no conflict: the node must carry on (a Rejected
+    # here stops every later upload of the app, which syncs the model before it exchanges)
+    a, t, cid = new_agent()
+    maps = [{"dataPointId": "temp", "entityId": e * 32, "propertySetName": "env", "propertyName": "t"}
+            for e in ("a", "b")]
+    assert a.sync_model(items.DataModel(DESC), maps)
+    assert len(admin("GET", "/admin/agents/%s/mappings" % cid)) == 2
+    desc2 = {"configurationId": "cfg-e2e-2", "dataSources": DESC["dataSources"] + [
+        {"name": "more", "dataPoints": [{"id": "hum", "name": "Humidity", "type": "DOUBLE", "unit": "%"}]}]}
+    assert a.sync_model(items.DataModel(desc2), maps)  # the firmware update's model
+    assert not a.sync_model(items.DataModel(desc2), maps)
+    assert len(admin("GET", "/admin/agents/%s/mappings" % cid)) == 2
+    maps[0]["propertyName"] = "t2"  # a real conflict is still one: the hub maps temp to a's env.t
+    e = dualtest.raises(Rejected, a.sync_model, items.DataModel(desc2), maps)
+    assert e.status == 409 and "configuration says %s/env.t2" % ("a" * 32) in e.message, e.message
+    a.close()

@@ -377,3 +377,46 @@ def test_int_points_are_rounded_and_a_nan_costs_only_its_own_value():
         raise AssertionError("a reading was set aside")
     except OSError:
         pass
+
+
+def test_a_mapping_the_hub_refuses_does_not_stop_the_readings():
+    # the asset a mapping names was deleted in Insights Hub (the mapping POST answers 404 for good), or
+    # someone mapped the point elsewhere (409, a conflict): the data model is in place and the hub takes
+    # the readings, but the app synced the model before every exchange and sent nothing at any upload
+    # until the spool overflowed; a config change (a visit) was the only way out
+    board, cfg, cid, t = node({"mappings": [{"point": "t", "entity_id": "e" * 32, "property_set": "env",
+                                              "property": "temperature"}]})
+    admin("POST", "/admin/faults", {"client_id": cid, "endpoint": "mappings", "status": 404, "count": None,
+                                    "message": "asset not found"})
+    lines = []
+    a = appmod.App(board, cfg, log=lines.append)
+    run_for(a, t, 125000)  # uploads at 0, 60 s and 120 s
+    assert a.uploads == 3 and a.readings.pending() == 0, lines
+    assert len(readings_of(cid, "t")) == 13
+    assert [m for m in lines if "asset not found" in m], lines
+    admin("DELETE", "/admin/faults")
+    run_for(a, t, 60000)  # the next upload asserts the mapping again: made now
+    a.close()
+    assert [m["dataPointId"] for m in admin("GET", "/admin/agents/%s/mappings" % cid)] == ["t"]
+
+
+def test_a_mapping_deleted_in_insights_hub_is_made_again_within_a_day():
+    # an always-on node synced its data model and mappings once a boot: a mapping deleted in Insights Hub
+    # afterwards was never made again (the readings of that point reached no asset) until a reboot
+    board, cfg, cid, t = node({"mappings": [{"point": "t", "entity_id": "e" * 32, "property_set": "env",
+                                              "property": "temperature"}],
+                                 "watchdog_ms": 0})  # time jumps by hours here
+    admin("POST", "/admin/clock", {"now": t.now // 1000})  # the hub follows the board's fake time
+    lines = []
+    a = appmod.App(board, cfg, log=lines.append)
+    run_for(a, t, 5000)
+    ids = [m["id"] for m in admin("GET", "/admin/agents/%s/mappings" % cid)]
+    assert len(ids) == 1
+    assert a.agent._authed("DELETE", "/api/mindconnect/v3/dataPointMappings/" + ids[0]).status == 204
+    for _ in range(25):  # a day and an hour, the hub's clock along; an upload each hour
+        t.now += 3600000
+        admin("POST", "/admin/clock", {"now": t.now // 1000})
+        run_for(a, t, 1000)
+    a.close()
+    admin("POST", "/admin/clock", {"now": None})
+    assert [m["dataPointId"] for m in admin("GET", "/admin/agents/%s/mappings" % cid)] == ["t"], lines

@@ -321,7 +321,8 @@ class Agent:
             maps = items.mappings_hash(cid, mappings)
             if not loaded:
                 unload("model")  # dsc loads it again when the mappings must be sent
-        if state.get("dsc") == model.hash and maps in (None, state.get("maps")):
+        if state.get("dsc") == model.hash and maps in (None, state.get("maps")) and \
+                0 <= self.clock.now() - state.get("at", 0) < 86400:  # the hub looked at within a day
             return False
         self._bearer_for()  # the token first: renew and dsc are never in the heap together
         return self._run("dsc", "sync_model", model, mappings, via_exchange)
@@ -369,7 +370,14 @@ class Agent:
         """
         report = Report()
         limit = self.body_limit - multipart.BODY_OVERHEAD
-        pending = list(items_)
+        pending = []
+        for it in items_:
+            try:
+                if hasattr(it.source, "stat"):
+                    it.source.stat()  # a file queued earlier: its size now (or it is gone)
+                pending.append(it)
+            except ConfigError as e:
+                report.add(Outcome(REJECTED, [it], reason=e.message))
         for it in pending:
             if it.wire_length() > limit:
                 raise ConfigError(msg(_W, 5) % (it.wire_length(), self.body_limit))
@@ -385,16 +393,17 @@ class Agent:
         return report
 
     def _drain(self, report, limit, pending, sources):
+        alone = False  # after a mixed request was refused: one item or batch per request, to find the culprit
         while True:
             room = limit
             batch_items = []
-            while pending and pending[0].wire_length() <= room:
+            while pending and pending[0].wire_length() <= room and not (alone and batch_items):
                 room -= pending[0].wire_length()
                 batch_items.append(pending.pop(0))
             mine = batch_items[:]
             taken = []
             for s in sources:
-                if room > s.framing:
+                if room > s.framing and not (alone and batch_items):
                     b = s.source.batch(room - s.framing)
                     if b is not None and b.count:  # a spool says None when empty
                         it = s.make(b)
@@ -406,6 +415,7 @@ class Agent:
             counts = {"readings": 0, "events": 0}
             for s, b in taken:
                 counts[s.kind] += b.count
+            r = None
             try:
                 body = multipart.MultipartBody(batch_items)
                 r = self._authed("POST", _EXCHANGE, {"Content-Type": body.content_type}, body)
@@ -413,6 +423,11 @@ class Agent:
                 if not 200 <= r.status < 300:
                     raise self._failure(r, "exchange")
             except Rejected as e:
+                if r is None or r.status not in (400, 403, 413):
+                    # no verdict on this data (the token endpoint's answer, a 404...): later, unchanged
+                    report.add(Outcome(RETRY, mine + pending, counts["readings"], counts["events"], e.message,
+                                       self._backoff(e)))
+                    return
                 # 413 from a proxy or gateway with a body limit below ours: the same data again in
                 # smaller requests, down to one record, and every later exchange of this agent with it
                 used = limit - room
@@ -429,6 +444,10 @@ class Agent:
                     self._warn(msg(_W, 8) % (used + multipart.BODY_OVERHEAD, smaller + multipart.BODY_OVERHEAD))
                     self.body_limit = smaller + multipart.BODY_OVERHEAD
                     limit = smaller
+                    pending[:0] = mine
+                    continue
+                if len(mine) + len(taken) > 1 and not alone:
+                    alone = True  # whose refusal? each again on its own, the innocent ones are sent
                     pending[:0] = mine
                     continue
                 kept = True

@@ -19,16 +19,20 @@ def quote(s):
     return "".join(out)
 
 
-def _put_dsc(agent, model):
+def _put_dsc(agent, model, state):
+    """PUT the model; with state (the model sent before, a day ago), only when the hub has another."""
     path = "/api/agentmanagement/v3/agents/" + agent.store.current().client_id + "/dataSourceConfiguration"
     for _ in (0, 1):
         r = agent._authed("GET", path)
         if r.status != 200:
             raise agent._failure(r, "reading the data source configuration")
-        etag = r.json().get("eTag") or r.headers.get("etag") or "0"
+        etag = r.json()
+        if state and etag.get("configurationId") == model.config_id:
+            return False
+        etag = etag.get("eTag") or r.headers.get("etag") or "0"
         r = agent._authed("PUT", path, {"Content-Type": _JSON, "If-Match": str(etag)}, model.body)
         if r.status == 200:
-            return
+            return True
         if r.status != 412:
             raise agent._failure(r, "data source configuration")
     raise Rejected("data source configuration: changed on the hub while it was updated (412 twice); "
@@ -50,21 +54,29 @@ def sync_model(agent, model, mappings, via_exchange):
     ident = agent._identities()[0]
     store = agent.store
     state = store.read(credentials.MODEL) or {}
+    now = agent.clock.now()
     sent = False
-    if state.get("dsc") != model.hash:
-        if via_exchange:
+    if state.get("dsc") != model.hash or not 0 <= now - state.get("at", 0) < 86400:
+        # a new model, or a day since the hub was looked at: its model may have been replaced, its
+        # mappings deleted (in Insights Hub, by another tool), and nothing else would tell the node
+        if state.get("dsc") != model.hash:
+            state = None
+        if via_exchange and state is None:
             _via_exchange(agent, model)
-        else:
-            _put_dsc(agent, model)
-        state = {"dsc": model.hash}  # a new DSC drops the mappings record: re-assert them all
-        store.write(credentials.MODEL, state)
-        sent = True
+            sent = True
+        elif not via_exchange:
+            sent = _put_dsc(agent, model, state)
+        if sent:
+            state = {"dsc": model.hash}  # a new DSC drops the mappings record: re-assert them all
+            store.write(credentials.MODEL, state)
+        state["maps"] = None
     mh = items.mappings_hash(ident.client_id, mappings)
     if mappings and state.get("maps") != mh:
         _assert_mappings(agent, ident.client_id, mappings)
-        state["maps"] = mh
-        store.write(credentials.MODEL, state)
         sent = True
+    state["maps"] = mh
+    state["at"] = now
+    store.write(credentials.MODEL, state)
     return sent
 
 
@@ -84,16 +96,22 @@ def _assert_mappings(agent, agent_id, mappings):
         if r.status in (200, 201):
             continue
         if r.status != 409:
-            raise agent._failure(r, "data point mapping of %s" % m.get("dataPointId"))
+            e = agent._failure(r, "data point mapping of %s" % m.get("dataPointId"))
+            if not isinstance(e, Rejected):  # later (5xx, 429): the rest later too
+                raise e
+            conflicts.append(e.message)  # refused for good (an asset deleted): the others are still made
+            continue
         if existing is None:
             existing = _hub_mappings(agent, agent_id)
-        for e in existing:
-            if e.get("dataPointId") != m["dataPointId"] or e.get("propertySetName") != m["propertySetName"]:
-                continue
-            if e.get("entityId") != m["entityId"] or e.get("propertyName") != m["propertyName"]:
-                conflicts.append("%s: hub has %s/%s.%s, configuration says %s/%s.%s" % (
-                    m["dataPointId"], e.get("entityId"), e.get("propertySetName"), e.get("propertyName"),
-                    m["entityId"], m["propertySetName"], m["propertyName"]))
+        same = [e for e in existing if e.get("dataPointId") == m["dataPointId"]
+                and e.get("propertySetName") == m["propertySetName"]]
+        # the same one among them is fine, whatever else the point is mapped to (another asset)
+        if [e for e in same if e.get("entityId") == m["entityId"] and e.get("propertyName") == m["propertyName"]]:
+            continue
+        for e in same:
+            conflicts.append("%s: hub has %s/%s.%s, configuration says %s/%s.%s" % (
+                m["dataPointId"], e.get("entityId"), e.get("propertySetName"), e.get("propertyName"),
+                m["entityId"], m["propertySetName"], m["propertyName"]))
     if conflicts:
-        raise Rejected("data point mapping conflict (delete the hub's mapping or change the configuration): "
+        raise Rejected("data point mappings refused (delete the hub's mapping or change the configuration): "
                        + "; ".join(conflicts), 409)

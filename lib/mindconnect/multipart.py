@@ -58,15 +58,19 @@ class BytesSource:
 
 
 class FileSource:
-    """A file streamed from flash; its size is taken now and checked while writing."""
+    """A file streamed from flash; its size is taken now (again by stat() before each exchange: it may
+    have changed since) and checked while writing."""
 
     def __init__(self, path):
         self.path = path
-        try:
-            self.length = os.stat(path)[6]
-        except OSError:
-            raise ConfigError(msg(_W, 0) % path) from None
+        self.stat()
         _file_buffer()  # now, not while a body is written: it lives on, below a request's garbage
+
+    def stat(self):
+        try:
+            self.length = os.stat(self.path)[6]
+        except OSError:
+            raise ConfigError(msg(_W, 0) % self.path) from None
 
     def write_to(self, write):
         buf = _file_buffer()
