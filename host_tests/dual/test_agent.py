@@ -267,6 +267,14 @@ def test_power_cut_while_onboarding_with_a_new_key_out_of_needs_key():
     assert b.state == agentmod.READY and hub.registrations == 2
 
 
+def _nothing_aside(a):
+    try:
+        open(a.store.folder + "/aside.log").close()
+        raise AssertionError("something was set aside")
+    except OSError:
+        pass
+
+
 def _spool_for(a, n):
     """A spool of n readings (values 0..n-1) of one DOUBLE point, the agent's data model synced."""
     from mindconnect import items
@@ -296,11 +304,7 @@ def test_413_from_a_lower_body_limit_splits_the_backlog_and_sets_nothing_aside()
         sent += [row["values"][0]["value"] for row in json.loads(payload)]
     assert sent == [str(i) for i in range(30)]  # each once, in order
     assert a.body_limit <= 1000 and len(warnings) >= 1 and "too large" in warnings[0]
-    try:
-        open(a.store.folder + "/aside.log").close()
-        raise AssertionError("something was set aside")
-    except OSError:
-        pass
+    _nothing_aside(a)
     spool.close()
 
 
@@ -405,28 +409,18 @@ def test_an_answer_that_is_no_verdict_on_the_readings_sets_nothing_aside():
     a = make(hub, body_limit=1500)
     spool = _spool_for(a, 30)
     hub.now_s += 2 * 3600  # the kept token has run out: the exchange asks for a new one first
-    for _ in range(6):
-        hub.fault("POST", "/api/agentmanagement/v3/oauth/token", Resp(404, {"message": "no route"}))
-    rep = a.exchange(timeseries=spool)
-    assert [o.status for o in rep.outcomes] == [agentmod.RETRY], rep.outcomes
-    assert spool.pending() == 30
-    hub.faults = []
-    a.retry_at_ms = None
-    a.authorize()
-    for _ in range(6):
-        hub.fault("POST", "/api/mindconnect/v3/exchange", Resp(404, {"message": "no route"}))
-    rep = a.exchange(timeseries=spool)
-    assert [o.status for o in rep.outcomes] == [agentmod.RETRY], rep.outcomes
-    assert spool.pending() == 30
-    hub.faults = []
-    a.retry_at_ms = None
+    for path in ("/api/agentmanagement/v3/oauth/token", "/api/mindconnect/v3/exchange"):
+        for _ in range(6):
+            hub.fault("POST", path, Resp(404, {"message": "no route"}))
+        rep = a.exchange(timeseries=spool)
+        assert [o.status for o in rep.outcomes] == [agentmod.RETRY], (path, rep.outcomes)
+        assert spool.pending() == 30
+        hub.faults = []
+        a.retry_at_ms = None
+        a.authorize()
     rep = a.exchange(timeseries=spool)
     assert rep.count(agentmod.SENT) == 30 and not spool.pending(), rep.outcomes
-    try:
-        open(a.store.folder + "/aside.log").close()
-        raise AssertionError("something was set aside")
-    except OSError:
-        pass
+    _nothing_aside(a)
     spool.close()
 
 
