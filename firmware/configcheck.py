@@ -264,9 +264,9 @@ def _points(s, kind, path, ids):
         p = _obj(p, pp)
         _known(p, POINT_KEYS, pp)
         pid = _str(p, "id", pp, max_len=36)
-        if pid in ids or pid[:5] == "node_":  # node_*: the telemetry's points (firmware/datamodel.py)
+        if pid in ids:
             _fail(_join(pp, "id"), "%r is used twice; data point ids must be unique (the other is %s)"
-                  % (pid, ids.get(pid, "the node's telemetry")))
+                  % (pid, ids[pid]))
         ids[pid] = pp
         ptype = _str(p, "type", pp, "DOUBLE", choices=POINT_TYPES)
         q = _str(p, "quantity", pp, quantities[0])

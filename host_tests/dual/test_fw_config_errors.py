@@ -36,8 +36,6 @@ BAD = (
     (M, (("sensors.0.points", []),), "sensors[0].points: no data points; add at least one"),
     (M, (("sensors.0.points.1.id", "t1"),), "sensors[0].points[1].id: 't1' is used twice; data point ids must be "
      "unique (the other is sensors[0].points[0])"),
-    (M, (("sensors.0.points.0.id", "node_uptime"),), "sensors[0].points[0].id: 'node_uptime' is used twice; data "
-     "point ids must be unique (the other is the node's telemetry)"),
     (M, (("sensors.0.points.0.id", "x" * 37),), "sensors[0].points[0].id: '" + "x" * 37
      + "' must have 1..36 characters"),
     (M, (("sensors.0.points.0.type", "FLOAT"),), "sensors[0].points[0].type: 'FLOAT' is not allowed; use one of "
