@@ -165,6 +165,21 @@ def test_bad_onboarding_key_is_refused_and_the_board_left_as_it_was(vboard, inpu
     assert_no_secrets(run.text, inputs)
 
 
+def test_a_config_whose_data_model_the_board_would_refuse(vboard, inputs, tmp_path):
+    # config.json's own rules pass; the data model built from it at every start would raise ConfigError
+    # and stop the node at the machine: refused here, before anything is written
+    mpyharness.require_micropython()
+    cfg = json.loads(json.dumps(pb.DEFAULT_TEMPLATE))
+    cfg["sensors"][0]["points"] = [{"id": "t0"}, {"id": "node_uptime"}]
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    before = snapshot(vboard.flash_dir)
+    run = Run(*base_args(vboard.port, inputs, "--key", inputs["key"], "--config", tmp_path / "config.json"))
+    assert run.rc == 1
+    assert ("config.json would be refused by the board: data point node_uptime (sensor demo) is one of the node's "
+            "own telemetry points (node_free_heap, ") in run.text, run.text
+    assert snapshot(vboard.flash_dir) == before
+
+
 def test_a_port_that_does_not_exist(inputs):
     run = Run(*base_args("/dev/ttyNOPE7", inputs))
     assert run.rc == 1

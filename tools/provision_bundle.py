@@ -294,9 +294,17 @@ def compose_secrets(wifi_password=None, onboarding_key=None):
 def validate_config(cfg, secrets):
     """Check config and secrets with the firmware's own rules; return its warnings."""
     from firmware import config as fwconfig  # host import of a device module (pure Python)
+    from firmware import datamodel
     from mindconnect.errors import ConfigError
     try:
         conf = fwconfig.validate(cfg, secrets)
+        own = [t[0] for t in datamodel.TELEMETRY]
+        for s in conf.sensors:
+            for p in s["points"]:
+                if p["id"] in own:
+                    raise ConfigError("data point %s (sensor %s) is one of the node's own telemetry points (%s): "
+                                      "give it another id" % (p["id"], s["name"], ", ".join(own)))
+        datamodel.model(conf)  # what the board builds at every start: a refusal there stops the node
     except ConfigError as e:
         raise ProvisionError("config.json would be refused by the board: %s" % e) from None
     return list(conf.warnings)
