@@ -345,6 +345,33 @@ def test_a_queued_backlog_does_not_make_a_second_run_refuse(inputs, tmp_path):
     assert len(list((flash / "spool" / "ts").iterdir())) == 15
 
 
+def test_a_spool_lowered_below_the_queued_backlog_is_refused_unless_asked(inputs, tmp_path):
+    """A lower spool.max_bytes than the readings the board holds queued made the node delete the oldest at
+    its next sample, with no word from provisioning: refused, the board left as it was, unless the loss
+    is accepted with --drop-queued."""
+    mpyharness.require_micropython()
+    flash = tmp_path / "flash"
+    with VirtualBoard(flash, flash_size=700 * 1024) as board:
+        first = Run(*base_args(board.port, inputs, "--key", inputs["key"], "--no-selftest", "--no-restart"))
+        assert first.rc == 0, first.text
+        (flash / "spool" / "ts").mkdir(parents=True)
+        for n in range(1, 6):  # 80 KB of queued readings
+            (flash / "spool" / "ts" / str(n)).write_bytes(b"r" * 16384)
+        before = snapshot(flash)
+        lower = Run(board.port, "--set", "spool.max_bytes=65536", "--no-selftest", "--no-restart")
+        assert lower.rc == 1
+        assert ("the board holds 80.0 KB of queued readings (/spool/ts), more than spool.max_bytes allows them "
+                "(64.0 KB)") in lower.text, lower.text
+        assert "keep spool.max_bytes at 81920 or more, or give --drop-queued" in lower.text
+        assert snapshot(flash) == before
+        enough = Run(board.port, "--set", "spool.max_bytes=81920", "--no-selftest", "--no-restart")
+        assert enough.rc == 0, enough.text
+        asked = Run(board.port, "--set", "spool.max_bytes=65536", "--drop-queued", "--no-selftest", "--no-restart")
+        assert asked.rc == 0, asked.text
+    assert json.loads((flash / "config.json").read_text())["spool"]["max_bytes"] == 65536
+    assert len(list((flash / "spool" / "ts").iterdir())) == 5  # provisioning itself deletes nothing
+
+
 def test_a_board_unplugged_mid_copy_fails_alone_in_a_fleet(inputs, tmp_path):
     """The USB cable of one board pulled while its files are copied: that board is FAILED in the summary
     with a message, and the fleet run goes on to the next board (it ended in a traceback, with no

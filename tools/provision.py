@@ -49,6 +49,7 @@ WIFI_PASSWORD_ENV = "MINDCONNECT_WIFI_PASSWORD"
 # Onboarding on the board: the agent's credential store folder, as firmware/app.py uses it.
 STORE_DIR = "/agent"
 TIME_FILE = STORE_DIR + "/time"  # firmware/app.py TIME_FILE in the store
+STORE_SPOOL = "/spool"  # firmware/app.py SPOOL_DIR: readings in ts/, events in ev/
 # Runs alone after a soft reset, so the agent has the whole heap (it reads the two JSON files itself
 # rather than importing firmware.config, which would cost about 18 KB more).
 ONBOARD_CODE = """
@@ -163,8 +164,10 @@ def wifi_password(opts):
     return os.environ.get(WIFI_PASSWORD_ENV) or None
 
 
-def plan(payload, state, facts, cfg):
-    """(files to write, stale files to remove); refuses when the flash cannot hold them and the spool."""
+def plan(payload, state, facts, cfg, drop_queued=False):
+    """(files to write, stale files to remove); refuses when the flash cannot hold them and the spool,
+    and when the spools' max_bytes would be lower than what the board holds queued (the node would
+    delete the oldest readings at its next sample), unless drop_queued."""
     changed = sorted(p for p in payload if state.get(p, (None, None))[1] != _sha(payload[p]))
     # and the temp file of a write cut short (a pulled cable) next to any file provisioning writes
     stale = sorted(p for p in state if p.startswith(tuple(t + "/" for t in OWNED_TREES)) and p not in payload
@@ -175,6 +178,14 @@ def plan(payload, state, facts, cfg):
     grow -= sum(_blocks(state[p][0], block) for p in stale)
     transient = max([_blocks(len(payload[p]), block) for p in changed] or [0])  # temp file before its rename
     spool = cfg.get("spool", {}).get("max_bytes", 262144) if isinstance(cfg.get("spool"), dict) else 262144
+    queued = facts.get("queued") or {}
+    for folder, limit, what in (("ts", spool, "readings"), ("ev", max(4096, spool // 8), "events")):
+        if queued.get(folder, 0) > limit and not drop_queued:
+            raise ProvisionError("the board holds %s of queued %s (%s/%s), more than spool.max_bytes allows them "
+                                 "(%s): the node would delete the oldest at its next sample. Let it upload them "
+                                 "first, keep spool.max_bytes at %d or more, or give --drop-queued to accept the "
+                                 "loss" % (_kb(queued[folder]), what, STORE_SPOOL, folder, _kb(limit),
+                                           queued[folder] if folder == "ts" else queued[folder] * 8))
     spool += max(4096, spool // 8)  # the events' spool beside the readings' (firmware/app.py)
     # the readings and events already queued on the board (under /spool) are counted as used: only the
     # spools' room still to fill is needed, or a board holding a backlog is refused
@@ -246,7 +257,7 @@ def _provision(port, opts, key_path, res, say):
         if not isinstance(kept, int) or kept < int(time.time()) - 86400:
             payload[TIME_FILE] = b"%d" % int(time.time())
         state = link.state(list(payload) + [p + ".tmp" for p in payload] + ["/" + cfg["ca_file"]], OWNED_TREES)
-        changed, stale = plan(payload, state, facts, cfg)
+        changed, stale = plan(payload, state, facts, cfg, opts.drop_queued)
         say("plan: %d of %d files to copy (%s), %d stale to remove"
             % (len(changed), len(payload), _kb(sum(len(payload[p]) for p in changed)), len(stale)))
         if opts.dry_run:
@@ -376,6 +387,9 @@ def parser():
     ap.add_argument("--onboard", action="store_true", help="onboard on the board now and print its client id")
     ap.add_argument("--no-selftest", action="store_true", help="skip the self-test on the board")
     ap.add_argument("--no-restart", action="store_true", help="leave the board in its REPL afterwards")
+    ap.add_argument("--drop-queued", action="store_true",
+                    help="accept a spool.max_bytes lower than the readings the board holds queued (the node "
+                         "deletes the oldest)")
     ap.add_argument("--dry-run", action="store_true", help="show what would be copied; write nothing")
     ap.add_argument("--timeout", type=int, default=20, help="seconds to wait for the board per step (20)")
     return ap

@@ -23,7 +23,9 @@ def _pv_facts():
     spool = []
     _pv_walk("/spool", spool)
     gc.collect()
-    _pv_out({"spool": sum(os.stat(p)[6] for p in spool),
+    sizes = [(p, os.stat(p)[6]) for p in spool]
+    _pv_out({"spool": sum(n for p, n in sizes),
+             "queued": {k: sum(n for p, n in sizes if p.startswith("/spool/%s/" % k)) for k in ("ts", "ev")},
              "version": list(sys.implementation.version[:3]), "mpy": getattr(sys.implementation, "_mpy", 0),
              "machine": getattr(sys.implementation, "_machine", sys.platform), "block": st[0],
              "total": st[0] * st[2], "free": st[0] * st[3], "heap_free": gc.mem_free(),
