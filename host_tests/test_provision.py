@@ -372,6 +372,45 @@ def test_a_spool_lowered_below_the_queued_backlog_is_refused_unless_asked(inputs
     assert len(list((flash / "spool" / "ts").iterdir())) == 5  # provisioning itself deletes nothing
 
 
+def _image(folder, trees):
+    """A firmware image's code (as a ROMFS partition holds it) made from this bundle: the given trees."""
+    for board_path, host_path in pb.bundle_files().items():
+        if board_path.startswith(trees):
+            (folder / board_path).parent.mkdir(parents=True, exist_ok=True)
+            (folder / board_path).write_bytes(Path(host_path).read_bytes())
+    return folder
+
+
+def test_code_the_firmware_image_carries_is_not_copied_nor_shadowed(inputs, tmp_path):
+    """A board whose firmware image carries lib/mindconnect and firmware/ (frozen, or a ROMFS partition
+    searched before /lib): copies on its flash would mix versions (/firmware runs before the image's,
+    /lib/mindconnect never runs). They are not copied, those already there are removed, and the board's
+    self-test imports the image's code."""
+    mpyharness.require_micropython()
+    flash = tmp_path / "flash"
+    with VirtualBoard(flash) as board:  # provisioned before it got its image: the code is on the flash
+        first = Run(*base_args(board.port, inputs, "--key", inputs["key"], "--no-selftest", "--no-restart"))
+        assert first.rc == 0, first.text
+    assert (flash / "firmware" / "app.mpy").exists() and (flash / "lib" / "mindconnect" / "agent.mpy").exists()
+    with VirtualBoard(flash, image=_image(tmp_path / "rom", ("lib/", "firmware/"))) as board:
+        run = Run(*base_args(board.port, inputs, "--key", inputs["key"], "--no-restart"))
+    assert run.rc == 0, run.text
+    assert "the board's firmware image carries firmware (/rom/firmware): the board runs that" in run.text
+    assert "the board's firmware image carries mindconnect (/rom/lib/mindconnect)" in run.text
+    assert "warning: the image carries" not in run.text
+    left = [p for p in snapshot(flash) if p.startswith(("lib/", "firmware/"))]
+    assert left == [], left
+    assert {"config.json", "secrets.json", "ca.der", "boot.py", "main.py"} <= set(snapshot(flash))
+    assert any(line.split()[:2] == ["imports", "PASS"] for line in run.lines), run.text
+
+    with VirtualBoard(tmp_path / "flash2", image=_image(tmp_path / "rom2", ("lib/",))) as board:
+        half = Run(*base_args(board.port, inputs, "--key", inputs["key"], "--no-restart"))
+    assert half.rc == 0, half.text
+    assert "warning: the image carries mindconnect but not firmware, which is copied from this bundle" in half.text
+    assert (tmp_path / "flash2" / "firmware" / "app.mpy").exists()
+    assert not (tmp_path / "flash2" / "lib" / "mindconnect").exists()
+
+
 def test_a_board_unplugged_mid_copy_fails_alone_in_a_fleet(inputs, tmp_path):
     """The USB cable of one board pulled while its files are copied: that board is FAILED in the summary
     with a message, and the fleet run goes on to the next board (it ended in a traceback, with no

@@ -45,6 +45,8 @@ from tools.provision_link import BoardLink  # noqa: E402
 MIN_VERSION = (1, 23, 0)
 RESERVE_BYTES = 16 * 1024  # credentials, tokens and the spool's bookkeeping besides spool.max_bytes
 OWNED_TREES = tuple("/" + t.rstrip("/") for t in pb.OWNED_TREES)
+# our packages as the firmware image may carry them, and where provisioning would copy them
+IMAGE_TREES = {"mindconnect": "/lib/mindconnect/", "firmware": "/firmware/"}
 WIFI_PASSWORD_ENV = "MINDCONNECT_WIFI_PASSWORD"
 # Onboarding on the board: the agent's credential store folder, as firmware/app.py uses it.
 STORE_DIR = "/agent"
@@ -237,7 +239,11 @@ def _provision(port, opts, key_path, res, say):
         say("board: MicroPython %s (%s), .mpy v%d, flash %s free of %s, heap %s free"
             % (".".join(str(x) for x in facts["version"]), facts["machine"], facts["mpy"] & 0xFF,
                _kb(facts["free"]), _kb(facts["total"]), _kb(facts["heap_free"])))
-        check_runtime(facts, mpy)
+        modules = _modules(payload)  # the self-test imports them, from the image if it carries them
+        image = {n: p for n, p in (facts.get("image") or {}).items() if n in IMAGE_TREES}
+        if image:
+            _leave_to_image(payload, image, say)
+        check_runtime(facts, mpy if any(p.endswith(".mpy") for p in payload) else None)
         on_board = link.json_files(["/" + pb.CONFIG_FILE, "/" + pb.SECRETS_FILE, TIME_FILE])
         cfg, secrets, warnings = settings(opts, key, on_board)
         for w in warnings:
@@ -282,13 +288,30 @@ def _provision(port, opts, key_path, res, say):
         if opts.onboard:
             _onboard(link, cfg, payload, res, say)
         if not opts.no_selftest:
-            _selftest(link, cfg, payload, res, say)
+            _selftest(link, cfg, modules, res, say)
         if not opts.no_restart:
             link.restart()
             say("soft reset: the board starts main.py")
     failed = [r for r in res.selftest if r[1] == "FAIL"]
     res.ok = not failed
     res.message = "self-test failed: " + ", ".join(r[0] for r in failed) if failed else "ok"
+
+
+def _leave_to_image(payload, image, say):
+    """The packages the board's firmware image carries (frozen, or a ROMFS partition) run from it:
+    this bundle's copies are not written, and copies on the flash are removed as stale (a /firmware
+    copy would run instead of the image's, beside the image's mindconnect: two versions mixed; a
+    /lib copy would never run)."""
+    for name in sorted(image):
+        tree = IMAGE_TREES[name]
+        for p in [p for p in payload if p.startswith(tree)]:
+            del payload[p]
+        say("the board's firmware image carries %s (%s): the board runs that; %s is not copied"
+            % (name, image[name], tree.rstrip("/")))
+    if len(image) < len(IMAGE_TREES):
+        say("warning: the image carries %s but not %s, which is copied from this bundle: both must be of "
+            "one version (firmware/manifest.py freezes both)" % (", ".join(sorted(image)),
+                                                                 ", ".join(sorted(set(IMAGE_TREES) - set(image)))))
 
 
 def _add_rsa_keys(link, payload, opts, say):
@@ -323,9 +346,9 @@ def _onboard(link, cfg, payload, res, say):
     say("onboarding key deleted from the board")
 
 
-def _selftest(link, cfg, payload, res, say):
+def _selftest(link, cfg, modules, res, say):
     gateway = cfg.get("gateway")
-    res.selftest = link.call("_pv_selftest(%r, %r, %r)" % (_modules(payload), gateway, "/" + cfg["ca_file"]),
+    res.selftest = link.call("_pv_selftest(%r, %r, %r)" % (modules, gateway, "/" + cfg["ca_file"]),
                              timeout=max(60, link.timeout))
     say("self-test:")
     for check, status, detail in res.selftest:

@@ -29,7 +29,28 @@ def _pv_facts():
              "version": list(sys.implementation.version[:3]), "mpy": getattr(sys.implementation, "_mpy", 0),
              "machine": getattr(sys.implementation, "_machine", sys.platform), "block": st[0],
              "total": st[0] * st[2], "free": st[0] * st[3], "heap_free": gc.mem_free(),
-             "time": time.time()})
+             "time": time.time(), "image": _pv_image()})
+
+
+def _pv_image():
+    # {package: path} of our packages that the firmware image carries (frozen, or a ROMFS partition):
+    # found on sys.path without the flash's own entries, and forgotten again
+    found = {}
+    path = sys.path[:]
+    sys.path[:] = [p for p in path if p not in ("", "/", "/lib")]
+    try:
+        for name in ("mindconnect", "firmware"):
+            had = sys.modules.pop(name, None)
+            try:
+                found[name] = __import__(name).__path__
+            except ImportError:
+                pass
+            sys.modules.pop(name, None)
+            if had is not None:
+                sys.modules[name] = had
+    finally:
+        sys.path[:] = path
+    return found
 
 
 def _pv_sha(path):
@@ -127,6 +148,15 @@ def _pv_remove(path):
         os.remove(path)
     except OSError:
         pass
+    # and the folders of our code left empty: an empty /firmware is still a package to import, found
+    # before the one a firmware image carries
+    d = path.rsplit("/", 1)[0]
+    while d.startswith(("/firmware", "/lib/mindconnect")):
+        try:
+            os.rmdir(d)
+        except OSError:
+            break
+        d = d.rsplit("/", 1)[0]
     _pv_out(path)
 
 
@@ -135,6 +165,11 @@ def _pv_selftest(modules, gateway, ca_file):
     res = []
     failed = []
     least = None
+    # our packages as boot.py loaded them before this run changed or removed their files: the check is
+    # of the code the board runs at its next start
+    for name in [k for k in sys.modules if k.split(".")[0] in ("firmware", "mindconnect")]:
+        del sys.modules[name]
+    _pv_loaded[:] = [k for k in _pv_loaded if k in sys.modules]
     for m in modules:
         # one at a time, each dropped again: the check is that every module loads, not all at once
         try:

@@ -44,7 +44,7 @@ CTRL_C = 0x03
 # Runs inside the interpreter before its REPL starts: flash folder at "/", board-like sys.path,
 # optional pretend version, then boot.py (and main.py for a friendly-REPL start) as a board does.
 PREAMBLE = r"""
-def _vb_setup(root, capacity, block, run_main, pretend):
+def _vb_setup(root, capacity, block, run_main, pretend, image):
     import os, sys, vfs, micropython
     micropython.kbd_intr(-1)
 
@@ -101,6 +101,11 @@ def _vb_setup(root, capacity, block, run_main, pretend):
     vfs.mount(Flash(), "/")
     os.chdir("/")
     sys.path[:] = ["", ".frozen", "/lib"]
+    if image:
+        # a firmware image with a ROMFS partition (MicroPython 1.25+): read-only at /rom, searched
+        # before /lib, as code frozen into the image (".frozen") is
+        vfs.mount(vfs.VfsPosix(image), "/rom", readonly=True)
+        sys.path[2:2] = ["/rom", "/rom/lib"]
     if pretend:
         real = sys
 
@@ -133,7 +138,7 @@ def _vb_setup(root, capacity, block, run_main, pretend):
         sys.print_exception(e)
 
 READY = %r
-_vb_setup(%r, %d, %d, %r, %r)
+_vb_setup(%r, %d, %d, %r, %r, %r)
 del _vb_setup, READY
 """
 
@@ -193,13 +198,16 @@ class VirtualBoard:
 
     flash_size: the capacity os.statvfs reports; heapsize: the interpreter's -X heapsize;
     pretend_version: e.g. (1, 22, 2, "") to look like an older MicroPython (sys.implementation);
-    run_main: run main.py after boot.py on a friendly-REPL start, as a board does after reset.
+    run_main: run main.py after boot.py on a friendly-REPL start, as a board does after reset;
+    image: a host folder holding code of the firmware image (lib/, firmware/ as tools/build.py lays them
+    out), mounted read-only at /rom and searched before /lib, as a ROMFS partition or frozen code is.
     Use as a context manager, or call start() and stop().
     """
 
     def __init__(self, flash_dir, flash_size=2 * 1024 * 1024, heapsize="256K", pretend_version=None,
-                 run_main=False, env=None, block_size=4096):
+                 run_main=False, env=None, block_size=4096, image=None):
         self.flash_dir = str(Path(flash_dir).resolve())
+        self.image = str(Path(image).resolve()) if image else None
         self.flash_size = flash_size
         self.heapsize = heapsize
         self.pretend_version = pretend_version
@@ -249,7 +257,7 @@ class VirtualBoard:
 
     def _spawn(self, raw):
         code = PREAMBLE % (READY_MARK.decode(), self.flash_dir, self.flash_size, self.block_size,
-                           self.run_main and not raw, self.pretend_version)
+                           self.run_main and not raw, self.pretend_version, self.image)
         env = dict(os.environ)
         env.pop("MICROPYPATH", None)
         env["MC_FLASH_DIR"] = "/"  # the folder is mounted at /: the sim board's flash is the root, as on a board
