@@ -273,6 +273,7 @@ class App:
         rec = items.event_record(sev, text, "ThresholdViolation", now, event_id(self.rand),
                                  details={"point": rule.point, "value": value, "state": change})
         self.events.append(rec)
+        self._save()  # always-on too: a watchdog reset or crash must not raise it again, nor lose its clearing
         self.log("info", "event: %s" % text)
 
     def telemetry(self, now):
@@ -457,6 +458,7 @@ class App:
             self.not_before = retry_at_ms
             if retry_at_ms > self.next_upload:
                 self.next_upload = retry_at_ms
+        self._save()  # the backoff outlives a reset in always-on mode too
         self.log("warning", "upload failed (%s); next in %d s" % (
             reason, (self.next_upload - self.board.unix_ms()) // 1000))
 

@@ -160,6 +160,34 @@ def test_deep_sleep_keeps_the_schedule_in_rtc_memory():
     assert a2.readings.pending() == 1
 
 
+def test_always_on_keeps_rule_states_and_the_backoff_across_a_reset():
+    """A watchdog reset or a crash in always-on mode (RTC memory survives it, not a power cut): the rule
+    that raised its event stays raised (it was raised again after every reset), and the hub's
+    Retry-After is still honoured (the upload came at once after the reset)."""
+    state = sim.SimState()
+    board, cfg, cid, t = node(None, state)
+    a = appmod.App(board, cfg, log=lambda m: None)
+    a.step()  # sample (the rule raises its event), onboard, upload
+    assert a.rules[0].active and a.uploads == 1
+    admin("POST", "/admin/faults", {"endpoint": "exchange", "status": 503, "retry_after": 600, "count": None})
+    try:
+        t.now += 60000
+        a.step()  # the upload fails: not before 600 s from now
+        assert a.upload_failures == 1 and a.not_before > t.now + 500000
+        dualtest.raises(Reset, board.watchdog_reset)
+        a2 = appmod.App(board.rebooted(), cfg, log=lambda m: None)
+        assert a2.rules[0].active
+        assert a2.not_before == a.not_before and a2.next_upload >= a.not_before
+        t.now += 10000
+        a2.step()
+        assert a2.samples == 1 and a2.uploads == 0  # sampled; no upload inside the backoff
+        assert a2.events.pending() == 0  # the rule's event was not raised again
+        a2.close()
+    finally:
+        admin("DELETE", "/admin/faults")
+    assert len(admin("GET", "/admin/agents/%s/events" % cid)) == 1  # one event, not one per reset
+
+
 def test_deep_sleep_wakes_that_only_sample_are_not_crashes():
     # found by the soak (tools/soak): each wake is a boot for the crash counter, and only an upload
     # used to mark it healthy, so three sample-only wakes in a row ended in safe mode.
