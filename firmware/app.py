@@ -418,7 +418,8 @@ class App:
         except MindConnectError as e:
             if isinstance(e, ConfigError):
                 raise
-            self._failed(str(e), a.retry_at_ms or (now + period))
+            ra = getattr(e, "retry_after", None)  # a 429/5xx to the token, data model or mapping calls
+            self._failed(str(e), max(a.retry_at_ms or 0, now + (ra * 1000 if ra else period)))
             a.close()
             return
         except OSError as e:

@@ -131,6 +131,26 @@ def test_an_outage_loses_no_reading_and_honours_the_backoff():
     assert len(stamps) == a.samples and len(set(stamps)) == a.samples
 
 
+def test_retry_after_on_the_data_model_call_is_honoured():
+    """A 429 with Retry-After to the data model's PUT (or the token, or a mapping) set the next upload
+    one upload period on, not at the hub's time."""
+    board, cfg, cid, t = node()
+    a = appmod.App(board, cfg, log=lambda m: None)
+    admin("POST", "/admin/faults", {"endpoint": "dsc", "status": 429, "retry_after": 900, "count": None,
+                                    "client_id": cid})
+    try:
+        a.step()
+    finally:
+        admin("DELETE", "/admin/faults")
+    assert a.upload_failures == 1 and a.uploads == 0
+    assert a.not_before == t.now + 900000 and a.next_upload == a.not_before
+    run_for(a, t, 899000)
+    assert a.uploads == 0 and a.upload_failures == 1  # nothing asked of the hub inside its Retry-After
+    run_for(a, t, 2000)
+    a.close()
+    assert a.uploads == 1 and a.readings.pending() == 0
+
+
 def test_a_hovering_value_gives_one_event_per_crossing():
     r = appmod.Rule({"point": "t", "above": 30, "below": None, "hysteresis": 0.5, "severity": 2,
                      "description": None})
