@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tools import build
 from tools.mockhub import MockHub
+from tools.virtual_board import interpreter
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "mpy"
@@ -36,11 +37,6 @@ CONFIG = {
     "upload_s": 10,
     "rules": [{"point": "t", "above": 22, "hysteresis": 0.5, "severity": 2}],
 }
-
-
-def interpreter():
-    exe = ROOT / ".venv" / "bin" / "micropython"
-    return str(exe) if exe.exists() else "micropython"
 
 
 def prepare_board(flash, hub):

@@ -13,16 +13,12 @@ import threading
 from pathlib import Path
 
 from tools import build
+from tools.virtual_board import interpreter
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 BUILD = ROOT / "build" / "mpy"
 NODE_BUILD = ROOT / "build" / "soak"
 NODE_SOURCE = Path(__file__).resolve().parent / "node.py"
-
-
-def interpreter():
-    exe = ROOT / ".venv" / "bin" / "micropython"
-    return str(exe) if exe.exists() else "micropython"
 
 
 def compile_node():
