@@ -396,9 +396,12 @@ def main(argv=None):
     ap.add_argument("--heapsize", default="256K", help="interpreter heap (-X heapsize, default 256K)")
     ap.add_argument("--pretend-version", type=parse_version, help="look like this MicroPython, e.g. 1.22.2")
     ap.add_argument("--run-main", action="store_true", help="run main.py after boot.py on start, as a board")
+    ap.add_argument("--image", metavar="DIR", help="code of the firmware image (lib/, firmware/), read-only at /rom "
+                                                   "before /lib, as a ROMFS partition")
     args = ap.parse_args(argv)
     board = VirtualBoard(args.flash_dir, flash_size=args.flash_size, heapsize=args.heapsize,
-                         pretend_version=args.pretend_version, run_main=args.run_main)
+                         pretend_version=args.pretend_version, run_main=args.run_main,
+                         image=args.image)
     board.start()
     print("virtual board on %s (flash: %s); Ctrl-C to stop" % (board.port, board.flash_dir), flush=True)
     stop_signals = {signal.SIGINT, signal.SIGTERM}
