@@ -414,3 +414,41 @@ def test_heap_flat_for_100k_readings_vs_1k():
     small = _append_and_drain(1000, "k1")
     big = _append_and_drain(100000, "k100")
     assert big - small <= 2048, (small, big)
+
+
+def _full_once(name):
+    """An open() for the spool module that refuses (ENOSPC) the first write of a file whose name ends
+    with name, as a full flash does; the spool's own open() again after that."""
+    import mindconnect.spool as spool_mod
+
+    def refuse(path, mode="r"):
+        if path.endswith(name) and "r" not in mode:
+            del spool_mod.open
+            raise OSError(28, "no space left on device")
+        return open(path, mode)
+
+    spool_mod.open = refuse
+
+
+def test_a_full_flash_refusing_the_drop_cursor_counts_each_dropped_record_once():
+    # The full policy writes the cursor (with the new drop count) before it deletes the oldest segment;
+    # a full flash refusing that write made the spool recover and drop that segment again, and its
+    # records were counted twice in node_dropped (on flash too, so after a restart as well).
+    path = _folder()
+    sp = Spool(path, max_bytes=1024, segment_bytes=512)
+    i = 0
+    while len(_segments(path)) < 3:  # full: the next segment drops the oldest
+        sp.append(_reading(i))
+        i += 1
+    before = len(_segments(path))
+    _full_once("cur.tmp")
+    while len(_segments(path)) >= before:  # until the oldest segment went
+        sp.append(_reading(i))
+        i += 1
+    got = _drain(sp)
+    assert got[-1] == i - 1 and got == list(range(got[0], i))
+    assert sp.dropped == got[0], (sp.dropped, got[0])  # every record before the first one left, once
+    sp.close()
+    sp = Spool(path, max_bytes=1024, segment_bytes=512)
+    assert sp.dropped == got[0]
+    sp.close()

@@ -492,7 +492,11 @@ class Spool:
         nxt = self._next(first)
         self.dropped += lost
         if self._cursor[0] <= first:
-            self._write_cursor((nxt, 0))  # with the new drop count, before the records go
+            try:
+                self._write_cursor((nxt, 0))  # with the new drop count, before the records go
+            except OSError:
+                self.dropped -= lost  # nothing went: a full flash's retry (_refused) counts them then
+                raise
         if size >= 0:
             os.remove(self._seg(first))
             self._total -= size
