@@ -356,12 +356,46 @@ def test_cursor_is_replaced_atomically_with_no_temp_left():
     sp.close()
 
 
+def test_a_record_bigger_than_a_segment_gets_a_segment_of_its_own():
+    # The default segment is a quarter of max_bytes: 1 KB for the smallest spool the node's config
+    # allows, where a reading of 16 data points, or an event with a long description, is bigger. Such a
+    # record was refused (ConfigError), which the node does not expect from an append: it restarted at
+    # every sample. Up to half of max_bytes, a record takes a segment of its own.
+    path = _folder()
+    sp = Spool(path, max_bytes=4096, segment_bytes=1024)
+    for i in range(2):
+        sp.append(_reading(i))
+        sp.append(_big(i))
+    sp.close()
+    sp = Spool(path, max_bytes=4096, segment_bytes=1024)  # a restart after an oversized segment
+    sp.append(_reading(2))
+    sp.append(_big(2))
+    assert sp.pending() == 6
+    assert _drain(sp, 100000) == [0, 0, 1, 1, 2, 2]
+    for i in range(3, 9):
+        sp.append(_reading(i))
+        sp.append(_big(i))
+        size = 0
+        for n in _segments(path):
+            size += os.stat("%s/%d" % (path, n))[6]
+        assert size <= 4096
+    got = _drain(sp, 100000)
+    want = [i // 2 for i in range(6, 18)]
+    assert got == want[12 - len(got):] and sp.dropped == 12 - len(got), (got, sp.dropped)
+    sp.close()
+
+
+def _big(i):
+    """A reading of about 1.1 to 1.5 KB."""
+    return b'{"values":[{"dataPointId":"t","value":"%d","pad":"%s"}]}' % (i, b"p" * (1100 + 50 * i))
+
+
 def test_refuses_bad_configuration_and_records():
     dualtest.raises(ConfigError, Spool, _folder("a"), max_bytes=1000, segment_bytes=600)
     dualtest.raises(ConfigError, Spool, _folder("b"), flush_every=0)
     sp = Spool(_folder("c"), max_bytes=4096, segment_bytes=1024)
     dualtest.raises(ConfigError, sp.append, b"")
-    dualtest.raises(ConfigError, sp.append, b"x" * 1024)
+    dualtest.raises(ConfigError, sp.append, b"x" * (2048 - HEADER + 1))  # over half of max_bytes
     other = Spool(_folder("d"), max_bytes=4096, segment_bytes=1024)
     other.append(b"{}")
     dualtest.raises(ConfigError, sp.ack, other.batch(100))
@@ -414,3 +448,41 @@ def test_heap_flat_for_100k_readings_vs_1k():
     small = _append_and_drain(1000, "k1")
     big = _append_and_drain(100000, "k100")
     assert big - small <= 2048, (small, big)
+
+
+def _full_once(name):
+    """An open() for the spool module that refuses (ENOSPC) the first write of a file whose name ends
+    with name, as a full flash does; the spool's own open() again after that."""
+    import mindconnect.spool as spool_mod
+
+    def refuse(path, mode="r"):
+        if path.endswith(name) and "r" not in mode:
+            del spool_mod.open
+            raise OSError(28, "no space left on device")
+        return open(path, mode)
+
+    spool_mod.open = refuse
+
+
+def test_a_full_flash_refusing_the_drop_cursor_counts_each_dropped_record_once():
+    # The full policy writes the cursor (with the new drop count) before it deletes the oldest segment;
+    # a full flash refusing that write made the spool recover and drop that segment again, and its
+    # records were counted twice in node_dropped (on flash too, so after a restart as well).
+    path = _folder()
+    sp = Spool(path, max_bytes=1024, segment_bytes=512)
+    i = 0
+    while len(_segments(path)) < 3:  # full: the next segment drops the oldest
+        sp.append(_reading(i))
+        i += 1
+    before = len(_segments(path))
+    _full_once("cur.tmp")
+    while len(_segments(path)) >= before:  # until the oldest segment went
+        sp.append(_reading(i))
+        i += 1
+    got = _drain(sp)
+    assert got[-1] == i - 1 and got == list(range(got[0], i))
+    assert sp.dropped == got[0], (sp.dropped, got[0])  # every record before the first one left, once
+    sp.close()
+    sp = Spool(path, max_bytes=1024, segment_bytes=512)
+    assert sp.dropped == got[0]
+    sp.close()

@@ -333,9 +333,9 @@ class Spool:
         """Queue one record (bytes, 1..65535 of them); it is on flash once the flush policy says so."""
         n = len(record)
         need = HEADER + n
-        if n == 0 or n > _MAX_RECORD or need > self.segment_bytes:
+        if n == 0 or n > _MAX_RECORD or need > self.max_bytes // 2:
             raise ConfigError("spool record of %d bytes: records must be 1 to %d bytes"
-                              % (n, min(_MAX_RECORD, self.segment_bytes - HEADER)))
+                              % (n, min(_MAX_RECORD, self.max_bytes // 2 - HEADER)))
         try:
             self._put(record, need)
         except OSError as e:
@@ -354,8 +354,8 @@ class Spool:
 
     def _put(self, record, need):
         n = need - HEADER
-        if self._file_size + self._wpos + need > self.segment_bytes:
-            self._roll()
+        if self._file_size + self._wpos + need > self.segment_bytes and (self._file_size or self._wpos):
+            self._roll()  # (a record bigger than a segment has a segment of its own)
         self._make_room(need)
         h = self._hdr
         h[0] = n & 0xFF
@@ -492,7 +492,11 @@ class Spool:
         nxt = self._next(first)
         self.dropped += lost
         if self._cursor[0] <= first:
-            self._write_cursor((nxt, 0))  # with the new drop count, before the records go
+            try:
+                self._write_cursor((nxt, 0))  # with the new drop count, before the records go
+            except OSError:
+                self.dropped -= lost  # nothing went: a full flash's retry (_refused) counts them then
+                raise
         if size >= 0:
             os.remove(self._seg(first))
             self._total -= size
