@@ -183,22 +183,16 @@ class App:
             self._set_clock()
             self._progress()
             return 1000 * self.cfg.sample_s
-        if self.next_sample - now > self.cfg.sample_s * 1000:
-            # the clock was set back (NTP corrected a fast clock): sample on the new time, leave no gap;
-            # an upload (or a backoff) due on the old time comes no later than a period from now
-            self.next_sample = now
-            up = now + self.cfg.upload_s * 1000
-            if self.next_upload > up:
-                self.next_upload = up
-            if self.not_before > up:
-                self.not_before = up
+        period = self.cfg.sample_s * 1000
+        if self.next_sample - now > period:  # the clock was set back (NTP corrected a fast clock)
+            self._set_back(now, now)  # sample on the new time, leave no gap
         if self._time_kept is None:
             self._time_kept = self._last_time_ms()
         if now - self._time_kept >= TIME_KEEP_MS:
             self._keep_time(now)
         if now >= self.next_sample:
             self.sample(now)
-            self.next_sample = _next(self.next_sample, now, self.cfg.sample_s * 1000)
+            self.next_sample = _next(self.next_sample, now, period)
             self._progress()
         due_bytes = self.readings.pending() * (self.record_bytes + RECORD_OVERHEAD)
         if now >= self.next_upload or (due_bytes >= self.cfg.spool["watermark_bytes"]
@@ -210,7 +204,19 @@ class App:
                 self.healthy = True
         self.readings.tick()
         now = self.board.unix_ms()
+        if self.next_sample - now > period:  # the upload set the clock back (the gateway's Date)
+            self._set_back(now, now + period)  # the next sample a period from now, not on the old time
         return max(0, min(self.next_sample, self.next_upload) - now)
+
+    def _set_back(self, now, at):
+        """After the clock was set back: the next sample at `at`; an upload (or a backoff) due on the old
+        time comes no later than a period from now."""
+        self.next_sample = at
+        up = now + self.cfg.upload_s * 1000
+        if self.next_upload > up:
+            self.next_upload = up
+        if self.not_before > up:
+            self.not_before = up
 
     def _progress(self):
         """Feed the watchdog: only called after a piece of work completed."""

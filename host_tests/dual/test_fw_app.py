@@ -468,3 +468,31 @@ def test_a_mapping_deleted_in_insights_hub_is_made_again_within_a_day():
     a.close()
     admin("POST", "/admin/clock", {"now": None})
     assert [m["dataPointId"] for m in admin("GET", "/admin/agents/%s/mappings" % cid)] == ["t"], lines
+
+
+def test_a_clock_corrected_back_by_the_gateway_leaves_no_gap():
+    # the board's clock ran an hour fast (an ESP32's RC clock in deep sleep drifts by minutes a day): the
+    # upload's answer set it back, and step() returned the wait until the next sample on the old clock, an
+    # hour and 10 s: no reading for an hour (a deep-sleeping board slept it; a clock years ahead, years)
+    board, cfg, cid, t = node()
+    board.state.clock_offset_ms += 3600000
+    a = appmod.App(board, cfg, log=lambda m: None)
+    a.follow_gateway_clock = True
+    due = a.step()
+    a.follow_gateway_clock = False  # (fake time from here on)
+    assert a.uploads == 1 and due == 10000, due
+    run_for(a, t, 60000)
+    a.close()
+    assert a.samples == 6, a.samples  # one each 10 s
+    # set back by a few seconds: the next sample comes after one wait (one wake in deep sleep), not two
+    board, cfg, cid, t = node()
+    board.state.clock_offset_ms += 5000
+    a = appmod.App(board, cfg, log=lambda m: None)
+    a.follow_gateway_clock = True
+    due = a.step()
+    a.follow_gateway_clock = False
+    t.now += due
+    a.step()
+    a.close()
+    assert a.samples == 2 and due == 10000, due
+
