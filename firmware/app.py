@@ -419,7 +419,7 @@ class App:
             report = a.exchange(timeseries=self.readings if self.readings.pending() else None,
                                 events=self.events if self.events.pending() else None)
         except OnboardingRequired as e:
-            self._failed(str(e), None)
+            self._failed(str(e), self.next_upload)  # no watermark upload before it: nothing changes until then
             return
         except MindConnectError as e:
             if isinstance(e, ConfigError):

@@ -496,3 +496,19 @@ def test_a_clock_corrected_back_by_the_gateway_leaves_no_gap():
     a.close()
     assert a.samples == 2 and due == 10000, due
 
+def test_a_refused_onboarding_key_does_not_upload_at_every_sample():
+    # NEEDS_KEY (the key refused, the agent waits a day or for a new key): the failed upload set no
+    # backoff, so once the spool held its watermark every sample tried an upload, which appended a
+    # telemetry reading each time (the spool filled twice as fast, the oldest readings dropped sooner)
+    board, cfg, cid, t = node({"spool": {"flush_every": 1, "watermark_bytes": 300}})
+    admin("POST", "/admin/faults", {"client_id": cid, "endpoint": "register", "status": 401, "count": None})
+    try:
+        a = appmod.App(board, cfg, log=lambda m: None)
+        run_for(a, t, 305000)  # 31 samples, regular uploads at 0, 60 .. 300 s
+    finally:
+        admin("DELETE", "/admin/faults")
+    a.close()
+    assert a.agent.state == "needs_key" and a.uploads == 0
+    assert a.upload_failures <= 6, a.upload_failures
+    assert a.readings.pending() == a.samples + a.upload_failures  # a telemetry reading per attempt
+
