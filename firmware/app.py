@@ -188,7 +188,7 @@ class App:
             self._set_back(now, now)  # sample on the new time, leave no gap
         if self._time_kept is None:
             self._time_kept = self._last_time_ms()
-        if now - self._time_kept >= TIME_KEEP_MS:
+        if not 0 <= now - self._time_kept < TIME_KEEP_MS:  # ahead of the clock too: a bound not to keep
             self._keep_time(now)
         if now >= self.next_sample:
             self.sample(now)
