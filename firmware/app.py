@@ -100,14 +100,17 @@ class App:
         self.model = firmware._once("datamodel", "model", cfg)
         sp = cfg.spool
         flush_ms = sp["flush_ms"] or None
-        # flush_every 1 writes each record at once: a write buffer for several records would stay unused
-        self.readings = Spool(flash + SPOOL_DIR + "/ts", sp["max_bytes"], flush_every=sp["flush_every"],
+        self.encoder = items.RecordEncoder(self.model)
+        # flush_every 1 writes each record at once: a write buffer for several records would stay unused;
+        # a segment holds the largest reading (a small max_bytes gives small segments)
+        mb = sp["max_bytes"]
+        self.readings = Spool(flash + SPOOL_DIR + "/ts", mb, flush_every=sp["flush_every"],
                               flush_ms=flush_ms, ticks_ms=board.ticks_ms,
-                              buf_bytes=64 if sp["flush_every"] == 1 else 512)
+                              buf_bytes=64 if sp["flush_every"] == 1 else 512,
+                              segment_bytes=max(min(16384, mb // 4), len(self.encoder.buf) + RECORD_OVERHEAD))
         self.events = Spool(flash + SPOOL_DIR + "/ev", max(4096, sp["max_bytes"] // 8),
                             flush_every=1, ticks_ms=board.ticks_ms, buf_bytes=64)
         self.sensors = [(s, sensors.build(s, board)) for s in cfg.sensors]
-        self.encoder = items.RecordEncoder(self.model)
         self.rules = [Rule(r) for r in cfg.rules]
         if rand is None:
             from mindconnect.compat import urandom as rand

@@ -524,3 +524,16 @@ def test_a_time_file_ahead_of_the_clock_is_renewed():
     a.close()
     kept = int(dualtest.read_bytes(board.flash_dir + "/agent/time")) * 1000
     assert 0 <= board.unix_ms() - kept < 10000, kept
+
+
+def test_a_small_spool_takes_a_reading_of_every_point():
+    # spool.max_bytes 4096 (the least the config check takes) makes segments of 1 KB, and a reading of
+    # 12 points with long ids needs 1119 bytes: the first sample raised ConfigError out of the spool, the
+    # reading was lost and the app stopped at the REPL as for a bad config (a visit)
+    pts = [{"id": "p%035d" % i, "unit": "C"} for i in range(12)]
+    board, cfg, cid, t = node({"sensors": [{"type": "sim", "name": "wide", "points": pts}], "rules": [],
+                               "spool": {"max_bytes": 4096, "flush_every": 1}})
+    a = appmod.App(board, cfg, log=lambda m: None)
+    a.sample(board.unix_ms())
+    a.close()
+    assert a.readings.pending() == 1 and a.record_bytes > 1100
