@@ -185,7 +185,9 @@ class App:
         if not self.clock_set():
             self._set_clock()
             self._progress()
-            return 1000 * self.cfg.sample_s
+            if not self.clock_set():
+                return 1000 * self.cfg.sample_s
+            now = self.board.unix_ms()  # set: sample and upload now (_clock_now_set)
         period = self.cfg.sample_s * 1000
         if self.next_sample - now > period:  # the clock was set back (NTP corrected a fast clock)
             self._set_back(now, now)  # sample on the new time, leave no gap

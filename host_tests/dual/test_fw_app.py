@@ -537,3 +537,15 @@ def test_a_small_spool_takes_a_reading_of_every_point():
     a.sample(board.unix_ms())
     a.close()
     assert a.readings.pending() == 1 and a.record_bytes > 1100
+
+
+def test_the_step_that_sets_the_clock_samples_and_uploads():
+    # after a power cut the step that set the clock returned a whole sample period: the first reading and
+    # the first upload came a period late (a deep-sleeping node with sample_s 3600: an hour, one reading less)
+    board, cfg, cid, t = node({"ntp": {"host": "127.0.0.1", "timeout_ms": 200}})
+    board.state.clock_offset_ms = -t.now  # the board's clock after a power cut: 1970
+    a = appmod.App(board, cfg, log=lambda m: None)
+    due = a.step()  # NTP gets no answer; the gateway's Date sets the clock
+    assert a.clock_set() and a.samples == 1 and a.uploads == 1, (a.samples, a.uploads)
+    assert due == 10000, due
+    a.close()
