@@ -322,8 +322,10 @@ class App:
             got = self._agent().gateway_time_ms()
         except (MindConnectError, OSError) as e:
             self.log("warning", "time from the gateway: %s" % e)
+        finally:
+            if got is None:  # a crash too: a reset keeps the board clock, and the bound is not the time
+                self.board.set_unix_ms(before)
         if got is None:
-            self.board.set_unix_ms(before)
             self.log("warning", "clock not set yet (no NTP, no time from the gateway): sampling waits")
             return
         self.board.set_unix_ms(got)

@@ -549,3 +549,24 @@ def test_the_step_that_sets_the_clock_samples_and_uploads():
     assert a.clock_set() and a.samples == 1 and a.uploads == 1, (a.samples, a.uploads)
     assert due == 10000, due
     a.close()
+
+
+class _CrashingAgent:
+    def gateway_time_ms(self):
+        raise MemoryError("TLS handshake")
+
+    def close(self):
+        pass
+
+
+def test_a_crash_while_asking_the_gateway_for_the_time_leaves_the_clock_unset():
+    # the last time known (the time file) is set as the clock's lower bound for the TLS handshake: a crash
+    # there (a MemoryError in the tight first connection) left it as the board clock, which a reset keeps,
+    # and the next boot took it for the time: readings stamped days or months early until an upload
+    board, cfg, cid, t = node({"ntp": {"host": "127.0.0.1", "timeout_ms": 200}})
+    board.state.clock_offset_ms = -t.now  # the board's clock after a power cut: 1970
+    a = appmod.App(board, cfg, agent=_CrashingAgent(), log=lambda m: None)
+    dualtest.write_bytes(board.flash_dir + "/agent/time", b"1767225600")  # last known: 2026-01-01
+    dualtest.raises(MemoryError, a.step)
+    a.close()
+    assert not a.clock_set() and a.samples == 0
