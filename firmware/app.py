@@ -100,14 +100,17 @@ class App:
         self.model = firmware._once("datamodel", "model", cfg)
         sp = cfg.spool
         flush_ms = sp["flush_ms"] or None
-        # flush_every 1 writes each record at once: a write buffer for several records would stay unused
-        self.readings = Spool(flash + SPOOL_DIR + "/ts", sp["max_bytes"], flush_every=sp["flush_every"],
+        self.encoder = items.RecordEncoder(self.model)
+        # flush_every 1 writes each record at once: a write buffer for several records would stay unused;
+        # a segment holds the largest reading (a small max_bytes gives small segments)
+        mb = sp["max_bytes"]
+        self.readings = Spool(flash + SPOOL_DIR + "/ts", mb, flush_every=sp["flush_every"],
                               flush_ms=flush_ms, ticks_ms=board.ticks_ms,
-                              buf_bytes=64 if sp["flush_every"] == 1 else 512)
+                              buf_bytes=64 if sp["flush_every"] == 1 else 512,
+                              segment_bytes=max(min(16384, mb // 4), len(self.encoder.buf) + RECORD_OVERHEAD))
         self.events = Spool(flash + SPOOL_DIR + "/ev", max(4096, sp["max_bytes"] // 8),
                             flush_every=1, ticks_ms=board.ticks_ms, buf_bytes=64)
         self.sensors = [(s, sensors.build(s, board)) for s in cfg.sensors]
-        self.encoder = items.RecordEncoder(self.model)
         self.rules = [Rule(r) for r in cfg.rules]
         if rand is None:
             from mindconnect.compat import urandom as rand
@@ -182,23 +185,19 @@ class App:
         if not self.clock_set():
             self._set_clock()
             self._progress()
-            return 1000 * self.cfg.sample_s
-        if self.next_sample - now > self.cfg.sample_s * 1000:
-            # the clock was set back (NTP corrected a fast clock): sample on the new time, leave no gap;
-            # an upload (or a backoff) due on the old time comes no later than a period from now
-            self.next_sample = now
-            up = now + self.cfg.upload_s * 1000
-            if self.next_upload > up:
-                self.next_upload = up
-            if self.not_before > up:
-                self.not_before = up
+            if not self.clock_set():
+                return 1000 * self.cfg.sample_s
+            now = self.board.unix_ms()  # set: sample and upload now (_clock_now_set)
+        period = self.cfg.sample_s * 1000
+        if self.next_sample - now > period:  # the clock was set back (NTP corrected a fast clock)
+            self._set_back(now, now)  # sample on the new time, leave no gap
         if self._time_kept is None:
             self._time_kept = self._last_time_ms()
-        if now - self._time_kept >= TIME_KEEP_MS:
+        if not 0 <= now - self._time_kept < TIME_KEEP_MS:  # ahead of the clock too: a bound not to keep
             self._keep_time(now)
         if now >= self.next_sample:
             self.sample(now)
-            self.next_sample = _next(self.next_sample, now, self.cfg.sample_s * 1000)
+            self.next_sample = _next(self.next_sample, now, period)
             self._progress()
         due_bytes = self.readings.pending() * (self.record_bytes + RECORD_OVERHEAD)
         if now >= self.next_upload or (due_bytes >= self.cfg.spool["watermark_bytes"]
@@ -210,7 +209,19 @@ class App:
                 self.healthy = True
         self.readings.tick()
         now = self.board.unix_ms()
+        if self.next_sample - now > period:  # the upload set the clock back (the gateway's Date)
+            self._set_back(now, now + period)  # the next sample a period from now, not on the old time
         return max(0, min(self.next_sample, self.next_upload) - now)
+
+    def _set_back(self, now, at):
+        """After the clock was set back: the next sample at `at`; an upload (or a backoff) due on the old
+        time comes no later than a period from now."""
+        self.next_sample = at
+        up = now + self.cfg.upload_s * 1000
+        if self.next_upload > up:
+            self.next_upload = up
+        if self.not_before > up:
+            self.not_before = up
 
     def _progress(self):
         """Feed the watchdog: only called after a piece of work completed."""
@@ -311,8 +322,10 @@ class App:
             got = self._agent().gateway_time_ms()
         except (MindConnectError, OSError) as e:
             self.log("warning", "time from the gateway: %s" % e)
+        finally:
+            if got is None:  # a crash too: a reset keeps the board clock, and the bound is not the time
+                self.board.set_unix_ms(before)
         if got is None:
-            self.board.set_unix_ms(before)
             self.log("warning", "clock not set yet (no NTP, no time from the gateway): sampling waits")
             return
         self.board.set_unix_ms(got)
@@ -413,7 +426,7 @@ class App:
             report = a.exchange(timeseries=self.readings if self.readings.pending() else None,
                                 events=self.events if self.events.pending() else None)
         except OnboardingRequired as e:
-            self._failed(str(e), None)
+            self._failed(str(e), self.next_upload)  # no watermark upload before it: nothing changes until then
             return
         except MindConnectError as e:
             if isinstance(e, ConfigError):

@@ -110,8 +110,8 @@ def parse_ntp(pkt):
         raise ValueError("NTP reply too short")
     if pkt[0] & 7 not in (4, 5):
         raise ValueError("NTP reply is not from a server")
-    if pkt[1] == 0:
-        raise ValueError("NTP server sent kiss-o'-death (stratum 0): try another ntp.host")
+    if pkt[1] == 0 or pkt[1] > 15 or pkt[0] >> 6 == 3:  # stratum 16 or leap indicator 3: no time source
+        raise ValueError("NTP server sent kiss-o'-death (stratum 0) or is unsynchronized: try another ntp.host")
     secs = (pkt[40] << 24) | (pkt[41] << 16) | (pkt[42] << 8) | pkt[43]
     frac = (pkt[44] << 24) | (pkt[45] << 16) | (pkt[46] << 8) | pkt[47]
     if secs == 0:

@@ -60,10 +60,13 @@ class CrashCounter:
     def _write(self, count, last, running=False):
         from mindconnect import compat
         tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("%d\n%s\n%s\n" % (count, last, "running" if running else ""))
-            compat.fsync_file(f)
-        os.rename(tmp, self.path)
+        try:
+            with open(tmp, "w") as f:
+                f.write("%d\n%s\n%s\n" % (count, last, "running" if running else ""))
+                compat.fsync_file(f)
+            os.rename(tmp, self.path)
+        except OSError:
+            pass  # a full flash: the boot goes uncounted rather than the app not started at all
 
     def started(self):
         """Count a boot that is about to start the app; returns the new count."""

@@ -468,3 +468,105 @@ def test_a_mapping_deleted_in_insights_hub_is_made_again_within_a_day():
     a.close()
     admin("POST", "/admin/clock", {"now": None})
     assert [m["dataPointId"] for m in admin("GET", "/admin/agents/%s/mappings" % cid)] == ["t"], lines
+
+
+def test_a_clock_corrected_back_by_the_gateway_leaves_no_gap():
+    # the board's clock ran an hour fast (an ESP32's RC clock in deep sleep drifts by minutes a day): the
+    # upload's answer set it back, and step() returned the wait until the next sample on the old clock, an
+    # hour and 10 s: no reading for an hour (a deep-sleeping board slept it; a clock years ahead, years)
+    board, cfg, cid, t = node()
+    board.state.clock_offset_ms += 3600000
+    a = appmod.App(board, cfg, log=lambda m: None)
+    a.follow_gateway_clock = True
+    due = a.step()
+    a.follow_gateway_clock = False  # (fake time from here on)
+    assert a.uploads == 1 and due == 10000, due
+    run_for(a, t, 60000)
+    a.close()
+    assert a.samples == 6, a.samples  # one each 10 s
+    # set back by a few seconds: the next sample comes after one wait (one wake in deep sleep), not two
+    board, cfg, cid, t = node()
+    board.state.clock_offset_ms += 5000
+    a = appmod.App(board, cfg, log=lambda m: None)
+    a.follow_gateway_clock = True
+    due = a.step()
+    a.follow_gateway_clock = False
+    t.now += due
+    a.step()
+    a.close()
+    assert a.samples == 2 and due == 10000, due
+
+def test_a_refused_onboarding_key_does_not_upload_at_every_sample():
+    # NEEDS_KEY (the key refused, the agent waits a day or for a new key): the failed upload set no
+    # backoff, so once the spool held its watermark every sample tried an upload, which appended a
+    # telemetry reading each time (the spool filled twice as fast, the oldest readings dropped sooner)
+    board, cfg, cid, t = node({"spool": {"flush_every": 1, "watermark_bytes": 300}})
+    admin("POST", "/admin/faults", {"client_id": cid, "endpoint": "register", "status": 401, "count": None})
+    try:
+        a = appmod.App(board, cfg, log=lambda m: None)
+        run_for(a, t, 305000)  # 31 samples, regular uploads at 0, 60 .. 300 s
+    finally:
+        admin("DELETE", "/admin/faults")
+    a.close()
+    assert a.agent.state == "needs_key" and a.uploads == 0
+    assert a.upload_failures <= 6, a.upload_failures
+    assert a.readings.pending() == a.samples + a.upload_failures  # a telemetry reading per attempt
+
+def test_a_time_file_ahead_of_the_clock_is_renewed():
+    # the lower bound for the clock after a power cut was renewed only once the clock passed it by a day:
+    # a time ahead of the clock (a clock set back, a provisioning computer's clock ahead) stayed, and after
+    # a power cut without NTP the board started at that time; with certificate dates checked (ESP32)
+    # against it, the gateway's certificate had expired there and the clock was never set
+    board, cfg, cid, t = node()
+    a = appmod.App(board, cfg, log=lambda m: None)
+    dualtest.write_bytes(board.flash_dir + "/agent/time", b"4102444800")  # 2100
+    run_for(a, t, 5000)
+    a.close()
+    kept = int(dualtest.read_bytes(board.flash_dir + "/agent/time")) * 1000
+    assert 0 <= board.unix_ms() - kept < 10000, kept
+
+
+def test_a_small_spool_takes_a_reading_of_every_point():
+    # spool.max_bytes 4096 (the least the config check takes) makes segments of 1 KB, and a reading of
+    # 12 points with long ids needs 1119 bytes: the first sample raised ConfigError out of the spool, the
+    # reading was lost and the app stopped at the REPL as for a bad config (a visit)
+    pts = [{"id": "p%035d" % i, "unit": "C"} for i in range(12)]
+    board, cfg, cid, t = node({"sensors": [{"type": "sim", "name": "wide", "points": pts}], "rules": [],
+                               "spool": {"max_bytes": 4096, "flush_every": 1}})
+    a = appmod.App(board, cfg, log=lambda m: None)
+    a.sample(board.unix_ms())
+    a.close()
+    assert a.readings.pending() == 1 and a.record_bytes > 1100
+
+
+def test_the_step_that_sets_the_clock_samples_and_uploads():
+    # after a power cut the step that set the clock returned a whole sample period: the first reading and
+    # the first upload came a period late (a deep-sleeping node with sample_s 3600: an hour, one reading less)
+    board, cfg, cid, t = node({"ntp": {"host": "127.0.0.1", "timeout_ms": 200}})
+    board.state.clock_offset_ms = -t.now  # the board's clock after a power cut: 1970
+    a = appmod.App(board, cfg, log=lambda m: None)
+    due = a.step()  # NTP gets no answer; the gateway's Date sets the clock
+    assert a.clock_set() and a.samples == 1 and a.uploads == 1, (a.samples, a.uploads)
+    assert due == 10000, due
+    a.close()
+
+
+class _CrashingAgent:
+    def gateway_time_ms(self):
+        raise MemoryError("TLS handshake")
+
+    def close(self):
+        pass
+
+
+def test_a_crash_while_asking_the_gateway_for_the_time_leaves_the_clock_unset():
+    # the last time known (the time file) is set as the clock's lower bound for the TLS handshake: a crash
+    # there (a MemoryError in the tight first connection) left it as the board clock, which a reset keeps,
+    # and the next boot took it for the time: readings stamped days or months early until an upload
+    board, cfg, cid, t = node({"ntp": {"host": "127.0.0.1", "timeout_ms": 200}})
+    board.state.clock_offset_ms = -t.now  # the board's clock after a power cut: 1970
+    a = appmod.App(board, cfg, agent=_CrashingAgent(), log=lambda m: None)
+    dualtest.write_bytes(board.flash_dir + "/agent/time", b"1767225600")  # last known: 2026-01-01
+    dualtest.raises(MemoryError, a.step)
+    a.close()
+    assert not a.clock_set() and a.samples == 0

@@ -151,3 +151,14 @@ def test_ntp_sync_never_raises():
     b = sim.SimBoard(dualtest.tmpdir() + "/flash", t.clock, t.sleep, sim.SimState())
     assert net.ntp_sync(b, "127.0.0.1", timeout_ms=200, port=1) is False  # nobody answers there
     assert b.unix_ms() == T0
+
+
+def test_an_unsynchronized_ntp_server_is_not_believed():
+    # a local NTP server without its own time source (a router, a PLC) answers with its free-running clock
+    # and says so (leap indicator 3, stratum 16): that time set the board's clock, and the readings were
+    # stamped with it until an upload's answer corrected the clock (never while the hub was out of reach)
+    unsynced = bytearray(reply(3976214400))
+    unsynced[0] |= 0xC0  # leap indicator 3: clock unsynchronized
+    for bad in (bytes(unsynced), reply(3976214400, stratum=16)):
+        e = dualtest.raises(ValueError, net.parse_ntp, bad)
+        assert "unsynchronized" in str(e)

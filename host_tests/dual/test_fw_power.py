@@ -225,3 +225,14 @@ def test_crash_counter_file_is_replaced_atomically():
     c.clear()
     c.clear()
     assert c.read() == (0, "")
+
+
+def test_a_crash_counter_the_flash_cannot_take_does_not_stop_the_app():
+    # a full flash (the spool may take all of it: test_spool_flash_full) refused the counter's write at
+    # the start of a boot, or after a crash: the OSError left main.py at the REPL, the app stopped for good
+    import os
+    b, _ = setup()
+    os.mkdir(b.flash_dir + "/" + power.CRASH_FILE + ".tmp")  # every write of the counter fails
+    app = App("crash", "healthy")
+    assert power.run_main(app, b) is None
+    assert len(app.boots) == 2
