@@ -180,6 +180,40 @@ def test_a_config_whose_data_model_the_board_would_refuse(vboard, inputs, tmp_pa
     assert snapshot(vboard.flash_dir) == before
 
 
+def test_a_spool_too_small_for_one_reading_and_a_short_watchdog_are_refused(tmp_path):
+    """A readings spool takes segments that hold the largest reading of the data model, two at least:
+    below that the board raised ConfigError at every start (the app stopped at the REPL). A watchdog
+    shorter than what the node cannot feed it through (1000 ms passes the board's check) reset it in
+    a loop into safe mode."""
+    from mindconnect.errors import ConfigError
+    from mindconnect.spool import Spool
+
+    cfg = json.loads(json.dumps(pb.DEFAULT_TEMPLATE))
+    cfg["gateway"] = "https://gateway.example"
+    cfg["sensors"][0]["points"] = [{"id": "a_rather_long_data_point_id_%02d" % i} for i in range(30)]
+    cfg["spool"] = {"max_bytes": 4096}
+    with pytest.raises(pb.ProvisionError) as e:
+        pb.validate_config(cfg, {})
+    text = str(e.value)
+    assert "spool.max_bytes 4096 is too small for the readings of this data model (37 data points" in text, text
+    need = int(text.rsplit("make it ", 1)[1].split()[0])
+    cfg["spool"]["max_bytes"] = need
+    pb.validate_config(cfg, {})
+    # the board's own rule, as firmware/app.py sizes the segments: the figure is its boundary
+    Spool(str(tmp_path / "ok"), need, segment_bytes=need // 2).close()
+    with pytest.raises(ConfigError):
+        Spool(str(tmp_path / "short"), need - 1, segment_bytes=need // 2)
+
+    cfg = json.loads(json.dumps(pb.DEFAULT_TEMPLATE))
+    cfg["gateway"] = "https://gateway.example"
+    cfg["watchdog_ms"] = 5000
+    with pytest.raises(pb.ProvisionError, match="watchdog_ms 5000 is shorter than work the node cannot feed"):
+        pb.validate_config(cfg, {})
+    for ok in (0, pb.MIN_WATCHDOG_MS):
+        cfg["watchdog_ms"] = ok
+        pb.validate_config(cfg, {})
+
+
 def test_a_port_that_does_not_exist(inputs):
     run = Run(*base_args("/dev/ttyNOPE7", inputs))
     assert run.rc == 1

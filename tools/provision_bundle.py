@@ -26,6 +26,9 @@ NOT_ON_BOARD = ("firmware/manifest.py",)
 CONFIG_FILE = "config.json"
 SECRETS_FILE = "secrets.json"
 DEFAULT_CA_FILE = "ca.der"
+# Provisioning is stricter than the board's own check here: a shorter watchdog resets the node in
+# work it cannot feed it through (the board takes 1000 ms and more)
+MIN_WATCHDOG_MS = 20000
 NEW_KEY_HINT = "get a new onboarding key from Insights Hub > Agent > Onboard"
 
 # Used when no --config template is given: one simulated sensor, which works on any board.
@@ -293,8 +296,10 @@ def compose_secrets(wifi_password=None, onboarding_key=None):
 
 def validate_config(cfg, secrets):
     """Check config and secrets with the firmware's own rules; return its warnings."""
+    from firmware import app as fwapp
     from firmware import config as fwconfig  # host import of a device module (pure Python)
     from firmware import datamodel
+    from mindconnect import items
     from mindconnect.errors import ConfigError
     try:
         conf = fwconfig.validate(cfg, secrets)
@@ -304,9 +309,19 @@ def validate_config(cfg, secrets):
                 if p["id"] in own:
                     raise ConfigError("data point %s (sensor %s) is one of the node's own telemetry points (%s): "
                                       "give it another id" % (p["id"], s["name"], ", ".join(own)))
-        datamodel.model(conf)  # what the board builds at every start: a refusal there stops the node
+        model = datamodel.model(conf)  # what the board builds at every start: a refusal there stops the node
+        # the readings spool takes segments that hold the largest reading, and needs two of them
+        need = 2 * (len(items.RecordEncoder(model).buf) + fwapp.RECORD_OVERHEAD)
+        if conf.spool["max_bytes"] < need:
+            raise ConfigError("spool.max_bytes %d is too small for the readings of this data model (%d data "
+                              "points, the node's own included): "
+                              "make it %d or more" % (conf.spool["max_bytes"], len(model.points), need))
     except ConfigError as e:
         raise ProvisionError("config.json would be refused by the board: %s" % e) from None
+    if 0 < conf.watchdog_ms < MIN_WATCHDOG_MS:
+        raise ProvisionError("watchdog_ms %d is shorter than work the node cannot feed it through (an NTP wait, a "
+                             "TLS handshake, an RSA signature: seconds each on an ESP32), and each reset counts "
+                             "toward safe mode: use 0 (off) or %d or more" % (conf.watchdog_ms, MIN_WATCHDOG_MS))
     return list(conf.warnings)
 
 
