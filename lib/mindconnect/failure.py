@@ -4,21 +4,25 @@ A wake cycle that goes well never needs this code."""
 import json
 
 from mindconnect.clock import parse_http_date
+from mindconnect.compat import const
 from mindconnect.errors import AuthError, RateLimited, Rejected, ServerError
+
+_MAX_S = const(21600)  # Retry-After honoured up to 6 hours
 
 
 def retry_after_s(headers, now_s):
-    """Seconds from Retry-After (delta seconds or an HTTP date), or None."""
+    """Seconds from Retry-After (delta seconds or an HTTP date), or None; at most 6 hours: a bogus
+    value (a year) would silence the node, its backoff kept in RTC memory across resets."""
     v = headers.get("retry-after")
     if not v:
         return None
     v = v.strip()
     try:
-        return max(0, int(v))
+        return min(max(0, int(v)), _MAX_S)
     except ValueError:
         pass
     try:
-        return max(0, parse_http_date(v) - now_s)
+        return min(max(0, parse_http_date(v) - now_s), _MAX_S)
     except ValueError:
         return None
 
