@@ -180,7 +180,7 @@ def test_a_config_whose_data_model_the_board_would_refuse(vboard, inputs, tmp_pa
     assert snapshot(vboard.flash_dir) == before
 
 
-def test_a_spool_too_small_for_one_reading_and_a_short_watchdog_are_refused(tmp_path):
+def test_a_spool_too_small_for_one_reading_and_a_short_watchdog_are_refused(tmp_path):  # and a floating safe pin
     """A readings spool takes segments that hold the largest reading of the data model, two at least:
     below that the board raised ConfigError at every start (the app stopped at the REPL). A watchdog
     shorter than what the node cannot feed it through (1000 ms passes the board's check) reset it in
@@ -212,6 +212,15 @@ def test_a_spool_too_small_for_one_reading_and_a_short_watchdog_are_refused(tmp_
     for ok in (0, pb.MIN_WATCHDOG_MS):
         cfg["watchdog_ms"] = ok
         pb.validate_config(cfg, {})
+
+    # an input-only ESP32 pin as the safe pin: no pull-up, it floats (said, not refused: a board may have one)
+    cfg["safe_pin"] = 36
+    assert pb.validate_config(cfg, {}) == [
+        "safe_pin GPIO 36 has no internal pull-up on the ESP32: without a resistor to 3.3 V it floats, and a low "
+        "level at a boot holds the node in safe mode until someone comes; use GPIO 0 (the default) or another pin "
+        "with a pull-up"]
+    cfg["safe_pin"] = 0
+    assert pb.validate_config(cfg, {}) == []
 
 
 def test_a_port_that_does_not_exist(inputs):

@@ -29,6 +29,7 @@ DEFAULT_CA_FILE = "ca.der"
 # Provisioning is stricter than the board's own check here: a shorter watchdog resets the node in
 # work it cannot feed it through (the board takes 1000 ms and more)
 MIN_WATCHDOG_MS = 20000
+ESP32_NO_PULL_UP = range(34, 40)  # input-only pins: no internal pull-up for the safe pin's idle level
 NEW_KEY_HINT = "get a new onboarding key from Insights Hub > Agent > Onboard"
 
 # Used when no --config template is given: one simulated sensor, which works on any board.
@@ -322,7 +323,12 @@ def validate_config(cfg, secrets):
         raise ProvisionError("watchdog_ms %d is shorter than work the node cannot feed it through (an NTP wait, a "
                              "TLS handshake, an RSA signature: seconds each on an ESP32), and each reset counts "
                              "toward safe mode: use 0 (off) or %d or more" % (conf.watchdog_ms, MIN_WATCHDOG_MS))
-    return list(conf.warnings)
+    warnings = list(conf.warnings)
+    if conf.board != "sim" and conf.safe_pin in ESP32_NO_PULL_UP:
+        warnings.append("safe_pin GPIO %d has no internal pull-up on the ESP32: without a resistor to 3.3 V it "
+                        "floats, and a low level at a boot holds the node in safe mode until someone comes; "
+                        "use GPIO 0 (the default) or another pin with a pull-up" % conf.safe_pin)
+    return warnings
 
 
 def json_bytes(doc):
