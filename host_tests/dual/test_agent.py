@@ -453,14 +453,3 @@ def test_rotation_refused_falls_back_to_the_previous_rat():
     assert make(hub, folder=folder).authorize() in hub.tokens
     assert hub.registrations == 1
 
-
-def test_retry_after_is_honoured_up_to_six_hours():
-    # a bogus Retry-After (a year) would silence the node for that long: its backoff is kept across resets
-    from mindconnect import failure
-    assert failure.retry_after_s({"retry-after": " 7 "}, 0) == 7
-    assert failure.retry_after_s({"retry-after": "31536000"}, 0) == 21600
-    now = 1767225600  # 2026-01-01
-    assert failure.retry_after_s({"retry-after": "Thu, 01 Jan 2026 00:02:00 GMT"}, now) == 120
-    assert failure.retry_after_s({"retry-after": "Fri, 01 Jan 2027 00:00:00 GMT"}, now) == 21600
-    assert failure.retry_after_s({"retry-after": "soon"}, now) is None
-    assert failure.retry_after_s({}, now) is None

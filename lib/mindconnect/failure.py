@@ -4,10 +4,7 @@ A wake cycle that goes well never needs this code."""
 import json
 
 from mindconnect.clock import parse_http_date
-from mindconnect.compat import const
 from mindconnect.errors import AuthError, RateLimited, Rejected, ServerError
-
-_MAX_S = const(21600)  # Retry-After honoured up to 6 hours
 
 
 def retry_after_s(headers, now_s):
@@ -18,11 +15,11 @@ def retry_after_s(headers, now_s):
         return None
     v = v.strip()
     try:
-        return min(max(0, int(v)), _MAX_S)
+        return min(max(0, int(v)), 21600)
     except ValueError:
         pass
     try:
-        return min(max(0, parse_http_date(v) - now_s), _MAX_S)
+        return min(max(0, parse_http_date(v) - now_s), 21600)
     except ValueError:
         return None
 
