@@ -179,6 +179,40 @@ def test_a_token_request_whose_new_connection_closes_costs_one_handshake():
     a.close()
 
 
+def test_a_token_a_full_flash_cannot_take_still_serves_the_exchange():
+    """A full flash refusing the token file (the spools may take all of it) failed every upload, so the
+    readings that filled the flash were never sent: the token now serves from RAM."""
+    a, _, cid = new_agent()
+    warned = []
+    a.log = warned.append
+
+    def full(*args):
+        with open(a.store.folder + "/token.tmp", "wb") as f:
+            f.write(b"{")  # what a write cut short by ENOSPC leaves
+        raise OSError(28)
+    a.store.save_token = full
+    a.sync_model(items.DataModel(DESC))  # onboarding, then the first token: not saved
+    rep = a.exchange(timeseries=readings(5))
+    a.close()
+    assert [o.status for o in rep.outcomes] == [agentmod.SENT] and rep.count(agentmod.SENT) == 5
+    assert rows_stored(cid) == 10  # 5 readings of 2 points
+    assert [w for w in warned if w.startswith("access token not saved")], warned
+    import os
+    assert "token.tmp" not in os.listdir(a.store.folder)
+
+
+def test_retry_after_is_honoured_up_to_six_hours():
+    # a bogus Retry-After (a year) would silence the node for that long: its backoff is kept across resets
+    from mindconnect import failure
+    assert failure.retry_after_s({"retry-after": " 7 "}, 0) == 7
+    assert failure.retry_after_s({"retry-after": "31536000"}, 0) == 21600
+    now = 1767225600  # 2026-01-01
+    assert failure.retry_after_s({"retry-after": "Thu, 01 Jan 2026 00:02:00 GMT"}, now) == 120
+    assert failure.retry_after_s({"retry-after": "Fri, 01 Jan 2027 00:00:00 GMT"}, now) == 21600
+    assert failure.retry_after_s({"retry-after": "soon"}, now) is None
+    assert failure.retry_after_s({}, now) is None
+
+
 def test_wrong_ca_is_refused_before_any_credential_is_sent():
     a, t, cid = new_agent(ca=dualtest.env("WRONG_CA_DER"))
     rep = a.exchange([items.custom_item("x", "1.0", "text/plain", "x")])

@@ -53,7 +53,8 @@ _W = ("get a new onboarding key from Insights Hub > Agent > Onboard and provisio
       "an item of %d bytes can never fit the %d-byte body limit: make it smaller\n"  # 5
       "backing off\n"
       "/api/agentmanagement/v3/oauth/token_key\n"
-      "a request of %d bytes was refused as too large: at most %d from now on")  # 8
+      "a request of %d bytes was refused as too large: at most %d from now on\n"  # 8
+      "access token not saved (%r): kept in RAM")
 
 
 def split_url(url):

@@ -132,7 +132,13 @@ def request_token(agent, ident):
             return got
         token = None
     r = None
-    agent.store.save_token(ident.client_id, got[0], got[1])
+    try:
+        agent.store.save_token(ident.client_id, got[0], got[1])
+    except OSError as e:
+        # a full flash (the spools may take it all): the token serves from RAM, and the exchange that
+        # frees the flash goes on; the next power-on asks for a token again
+        agent.store.remove(credentials.TOKEN + ".tmp")
+        agent._warn(msg(_W, 9) % e)
     return got
 
 
