@@ -369,6 +369,16 @@ def test_changing_one_setting_keeps_the_rest_and_the_secrets(inputs, tmp_path):
     assert_no_secrets(one.text, inputs)
 
 
+def _provision_with_backlog(board, inputs, segments):
+    """Provision board, then give it segments of 16 KB of queued readings (as the node's spool leaves them)."""
+    first = Run(*base_args(board.port, inputs, "--key", inputs["key"], "--no-selftest", "--no-restart"))
+    assert first.rc == 0, first.text
+    ts = Path(board.flash_dir) / "spool" / "ts"
+    ts.mkdir(parents=True)
+    for n in range(1, segments + 1):
+        (ts / str(n)).write_bytes(b"r" * 16384)
+
+
 def test_a_queued_backlog_does_not_make_a_second_run_refuse(inputs, tmp_path):
     """The spool's readings already on the board are part of spool.max_bytes: a re-run on a board
     holding a backlog must not ask for the whole spool's room again on top of it (it refused with
@@ -376,11 +386,7 @@ def test_a_queued_backlog_does_not_make_a_second_run_refuse(inputs, tmp_path):
     mpyharness.require_micropython()
     flash = tmp_path / "flash"
     with VirtualBoard(flash, flash_size=700 * 1024) as board:
-        first = Run(*base_args(board.port, inputs, "--key", inputs["key"], "--no-selftest", "--no-restart"))
-        assert first.rc == 0, first.text
-        (flash / "spool" / "ts").mkdir(parents=True)
-        for n in range(1, 16):  # 240 KB of queued readings, within the default spool.max_bytes (256 KB)
-            (flash / "spool" / "ts" / str(n)).write_bytes(b"r" * 16384)
+        _provision_with_backlog(board, inputs, 15)  # 240 KB, within the default spool.max_bytes (256 KB)
         again = Run(*base_args(board.port, inputs, "--key", inputs["key"], "--set", "sample_s=30",
                                "--no-selftest", "--no-restart"))
     assert again.rc == 0, again.text
@@ -395,11 +401,7 @@ def test_a_spool_lowered_below_the_queued_backlog_is_refused_unless_asked(inputs
     mpyharness.require_micropython()
     flash = tmp_path / "flash"
     with VirtualBoard(flash, flash_size=700 * 1024) as board:
-        first = Run(*base_args(board.port, inputs, "--key", inputs["key"], "--no-selftest", "--no-restart"))
-        assert first.rc == 0, first.text
-        (flash / "spool" / "ts").mkdir(parents=True)
-        for n in range(1, 6):  # 80 KB of queued readings
-            (flash / "spool" / "ts" / str(n)).write_bytes(b"r" * 16384)
+        _provision_with_backlog(board, inputs, 5)  # 80 KB
         before = snapshot(flash)
         lower = Run(board.port, "--set", "spool.max_bytes=65536", "--no-selftest", "--no-restart")
         assert lower.rc == 1
