@@ -123,6 +123,7 @@ class App:
         self.upload_failures = 0
         self.not_before = 0  # no upload attempt before this (the hub's or the agent's backoff; kept in RTC)
         self.healthy = False
+        self.up_ms = self._up_ticks = board.ticks_ms()  # since the boot (ticks start there)
         self.wifi = None
         self.wdt = board.wdt(cfg.watchdog_ms) if cfg.watchdog_ms else None
         if cfg.wifi:
@@ -290,8 +291,12 @@ class App:
     def telemetry(self, now):
         """The node's own health as one reading of the "node" data source."""
         b = self.board
+        # ticks wrap (every 12.4 days on the ESP32): the uptime adds up their differences, one an upload
+        t = b.ticks_ms()
+        self.up_ms += b.ticks_diff(t, self._up_ticks)
+        self._up_ticks = t
         values = [("node_spool_depth", self.readings.pending()), ("node_dropped", self.dropped()),
-                  ("node_reset_cause", b.reset_cause()), ("node_uptime", b.ticks_ms() // 1000),
+                  ("node_reset_cause", b.reset_cause()), ("node_uptime", self.up_ms // 1000),
                   ("node_upload_failures", self.upload_failures)]
         heap = b.free_heap()
         if heap is not None:

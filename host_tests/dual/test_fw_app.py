@@ -47,7 +47,7 @@ def admin(method, path, doc=None):
     return r.json() if r.body else None
 
 
-def node(extra=None, state=None, t=None):
+def node(extra=None, state=None, t=None, board_cls=None):
     """A simulated board with config.json, secrets.json (a fresh agent's key) and the hub's CA."""
     created = admin("POST", "/admin/agents", {})
     flash = dualtest.tmpdir() + "/flash"
@@ -58,7 +58,7 @@ def node(extra=None, state=None, t=None):
         "spool": {"flush_every": 1}}
     cfg.update(extra or {})
     t = t or FakeTime()
-    board = sim.SimBoard(flash, t.clock, t.sleep, state or sim.SimState())
+    board = (board_cls or sim.SimBoard)(flash, t.clock, t.sleep, state or sim.SimState())
     dualtest.write_bytes(flash + "/config.json", json.dumps(cfg).encode())
     dualtest.write_bytes(flash + "/secrets.json", json.dumps({"onboarding_key": created["onboarding_key"]}).encode())
     dualtest.write_bytes(flash + "/ca.der", dualtest.read_bytes(dualtest.env("MOCKHUB_CA_DER")))
@@ -149,6 +149,31 @@ def test_retry_after_on_the_data_model_call_is_honoured():
     run_for(a, t, 2000)
     a.close()
     assert a.uploads == 1 and a.readings.pending() == 0
+
+
+class WrappingBoard(sim.SimBoard):
+    """ticks_ms as an ESP32 counts them: modulo 2**30 ms (12.4 days)."""
+
+    def ticks_ms(self):
+        return super().ticks_ms() % (1 << 30)
+
+    def ticks_diff(self, a, b):
+        return (a - b + (1 << 29)) % (1 << 30) - (1 << 29)
+
+    def ticks_add(self, a, b):
+        return (a + b) % (1 << 30)
+
+
+def test_uptime_goes_on_past_the_ticks_wrap():
+    """node_uptime was ticks_ms // 1000: on an ESP32 it fell back to 0 every 12.4 days, as if the node
+    had restarted."""
+    board, cfg, cid, t = node({"sample_s": 86400, "upload_s": 86400}, board_cls=WrappingBoard)
+    a = appmod.App(board, cfg, log=lambda m: None)
+    run_for(a, t, 14 * 86400000 + 1000)  # 15 uploads, a day apart
+    a.close()
+    ups = sorted(readings_of(cid, "node_uptime"))
+    assert len(ups) == 15, ups
+    assert [int(u[2]) for u in ups] == [d * 86400 for d in range(15)], ups
 
 
 def test_a_hovering_value_gives_one_event_per_crossing():
