@@ -223,6 +223,25 @@ def test_a_spool_too_small_for_one_reading_and_a_short_watchdog_are_refused(tmp_
     assert pb.validate_config(cfg, {}) == []
 
 
+@pytest.mark.parametrize("settings,message", [
+    ({"mode": "deep-sleep", "sample_s": 2147484, "upload_s": 2147484}, "sample_s 2147484 is longer than an ESP32 "
+                                                                      "can deep-sleep in one go"),
+    ({"wifi": {"ssid": "plant", "backoff_max_s": 536871}}, "wifi.backoff_max_s 536871 is longer than an ESP32's"),
+])
+def test_times_an_esp32_cannot_count_are_refused(settings, message):
+    """The board's check takes any positive number; an ESP32 raised OverflowError at every wake beyond
+    what a machine word holds. The largest that fits passes."""
+    cfg = dict(json.loads(json.dumps(pb.DEFAULT_TEMPLATE)), gateway="https://gateway.example", **settings)
+    with pytest.raises(pb.ProvisionError, match=message):
+        pb.validate_config(cfg, {"wifi_password": "x"})
+    for k, v in settings.items():
+        if isinstance(v, int):
+            cfg[k] = v - 1
+        elif "backoff_max_s" in v:
+            v["backoff_max_s"] -= 1
+    pb.validate_config(cfg, {"wifi_password": "x"})
+
+
 def test_a_port_that_does_not_exist(inputs):
     run = Run(*base_args("/dev/ttyNOPE7", inputs))
     assert run.rc == 1
