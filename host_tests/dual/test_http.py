@@ -139,3 +139,10 @@ def test_response_repr_and_json():
     assert "eyJ" not in repr(r) and "200" in repr(r)
     e = dualtest.raises(ProtocolError, Response(502, "Bad Gateway", {}, b"<html>").json)
     assert "502" in str(e)
+
+
+def test_a_reason_phrase_that_is_not_utf8_is_taken():
+    # RFC 9112 allows obs-text (bytes 0x80-0xFF, e.g. Latin-1) in the reason phrase: the response counts
+    f = Factory(b"HTTP/1.1 201 Cr\xe9\xe9\r\nContent-Length: 2\r\n\r\nok")
+    r = HTTPClient(f.connect, "h").request("POST", "/", body=b"x")
+    assert (r.status, r.body) == (201, b"ok")

@@ -339,7 +339,10 @@ class HTTPClient:
         parts = line.split(None, 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or len(parts[1]) != 3 or not parts[1].isdigit():
             raise ProtocolError(msg(_W, 9) % (self._where, line[:32]))
-        reason = parts[2].decode() if len(parts) > 2 else ""
+        try:
+            reason = parts[2].decode() if len(parts) > 2 else ""
+        except UnicodeError:  # obs-text (e.g. Latin-1) is allowed in a reason phrase: the status counts
+            reason = ""
         return parts[0], int(parts[1]), reason
 
     def _headers(self):
