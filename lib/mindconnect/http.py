@@ -347,16 +347,21 @@ class HTTPClient:
 
     def _headers(self):
         headers = {}
+        name = None
         for _ in range(_MAX_HEADERS + 1):
             line = self._readline(22)
             if not line:
                 return headers
             i = line.find(b":")
-            if i <= 0 or line[0] in (9, 32):
+            fold = line[0] in (9, 32)  # obs-fold: more of the previous header's value (RFC 9112 5.2)
+            if name is None if fold else i <= 0:
                 raise ProtocolError(msg(_W, 10) % self._where)
             try:
+                value = line[0 if fold else i + 1:].strip().decode()
+                if fold:
+                    headers[name] += " " + value
+                    continue
                 name = line[:i].strip().lower().decode()
-                value = line[i + 1:].strip().decode()
             except UnicodeError:
                 raise ProtocolError(msg(_W, 11) % self._where) from None
             if name in headers:
