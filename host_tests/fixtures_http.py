@@ -228,6 +228,7 @@ class ScriptedServer(Listener):
                 sock.close()
             except OSError:
                 pass
+            self.stats.add(self.label + "_closed")
 
     def _read_request(self, conn):
         line = conn.readline()
