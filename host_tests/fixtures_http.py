@@ -228,6 +228,7 @@ class ScriptedServer(Listener):
                 sock.close()
             except OSError:
                 pass
+            self.stats.add(self.label + "_closed")
 
     def _read_request(self, conn):
         line = conn.readline()
@@ -359,6 +360,9 @@ class ConnectProxy(Listener):
                 headers[name.strip().lower()] = value.strip()
             method, target = (line.decode("latin-1").split(" ") + ["", ""])[:2]
             host, _, port = target.rpartition(":")
+            if host == "latin1.invalid":  # a refusal whose reason phrase is Latin-1 (obs-text)
+                sock.sendall(b"HTTP/1.1 403 Zugang f\xfcr Sie gesperrt\r\nContent-Length: 0\r\n\r\n")
+                return
             if method != "CONNECT" or host not in ("127.0.0.1", "localhost"):
                 sock.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
                 return

@@ -139,3 +139,20 @@ def test_response_repr_and_json():
     assert "eyJ" not in repr(r) and "200" in repr(r)
     e = dualtest.raises(ProtocolError, Response(502, "Bad Gateway", {}, b"<html>").json)
     assert "502" in str(e)
+
+
+def test_a_reason_phrase_that_is_not_utf8_is_taken():
+    # RFC 9112 allows obs-text (bytes 0x80-0xFF, e.g. Latin-1) in the reason phrase: the response counts
+    f = Factory(b"HTTP/1.1 201 Cr\xe9\xe9\r\nContent-Length: 2\r\n\r\nok")
+    r = HTTPClient(f.connect, "h").request("POST", "/", body=b"x")
+    assert (r.status, r.body) == (201, b"ok")
+
+
+def test_a_folded_header_line_continues_the_header():
+    # obs-fold: RFC 9112 5.2 has a user agent replace it with a space, not refuse the response
+    f = Factory(b"HTTP/1.1 200 OK\r\nX-A: one\r\n two\r\n\tthree\r\nContent-Length: 2\r\n\r\nok")
+    r = HTTPClient(f.connect, "h").request("GET", "/")
+    assert (r.status, r.headers["x-a"], r.body) == (200, "one two three", b"ok")
+    e = dualtest.raises(ProtocolError, HTTPClient(Factory(b"HTTP/1.1 200 OK\r\n x\r\n\r\n").connect, "h").request,
+                        "GET", "/")
+    assert "malformed header line" in str(e)

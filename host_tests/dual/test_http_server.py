@@ -63,6 +63,31 @@ def test_resends_once_when_the_idle_connection_was_closed():
     c.close()
 
 
+class _Repeated:
+    """A body of one piece written n times."""
+
+    def __init__(self, piece, n):
+        self.piece, self.n, self.length = piece, n, len(piece) * n
+
+    def write_to(self, write):
+        for _ in range(self.n):
+            write(self.piece)
+
+
+def test_resends_a_big_body_when_the_idle_connection_was_closed():
+    # the server's close is seen while the body is written (CPython: ssl.SSLEOFError), not on reading
+    c, t = _client()
+    admin = HTTPClient(Transport(tls=False).connect, "127.0.0.1", int(dualtest.env("HTTP_PORT")))
+    closed = admin.request("GET", "/_stats").json().get("https_closed", 0)
+    assert c.request("GET", "/close-after").body == b"then gone"
+    assert admin.request("GET", "/_stats?https_closed=%d" % (closed + 1)).json()["https_closed"] > closed
+    admin.close()
+    r = c.request("POST", "/echo", body=_Repeated(b"b" * 1000, 300))
+    assert r.json()["length"] == 300000 and r.headers["x-req"] == "1"
+    assert (c.connections, c.requests, t.handshakes) == (2, 3, 2)
+    c.close()
+
+
 def test_no_resend_on_a_fresh_connection_and_only_one_on_a_reused_one():
     c, _ = _client()
     e = dualtest.raises(ConnectionClosed, c.request, "GET", "/hangup")

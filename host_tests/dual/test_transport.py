@@ -116,3 +116,10 @@ def test_proxy_with_basic_auth():
     after = _stats(proxy_auth_refused=before.get("proxy_auth_refused", 0) + 2)
     assert after["proxy_auth_refused"] == before.get("proxy_auth_refused", 0) + 2
     assert after["proxy_auth_tunnels"] == before.get("proxy_auth_tunnels", 0) + 1
+
+
+def test_a_proxy_refusal_with_a_latin1_reason_is_a_network_error():
+    t = Transport(_ca(), proxy=("127.0.0.1", int(dualtest.env("PROXY_PORT"))))
+    e = dualtest.raises(NetworkError, HTTPClient(t.connect, "latin1.invalid", 443, timeout_ms=5000).request,
+                        "GET", "/")
+    assert e.status == 403 and "latin1.invalid:443" in str(e), str(e)

@@ -339,21 +339,29 @@ class HTTPClient:
         parts = line.split(None, 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or len(parts[1]) != 3 or not parts[1].isdigit():
             raise ProtocolError(msg(_W, 9) % (self._where, line[:32]))
-        reason = parts[2].decode() if len(parts) > 2 else ""
+        try:
+            reason = parts[2].decode() if len(parts) > 2 else ""
+        except UnicodeError:  # obs-text (e.g. Latin-1) is allowed in a reason phrase: the status counts
+            reason = ""
         return parts[0], int(parts[1]), reason
 
     def _headers(self):
         headers = {}
+        name = None
         for _ in range(_MAX_HEADERS + 1):
             line = self._readline(22)
             if not line:
                 return headers
             i = line.find(b":")
-            if i <= 0 or line[0] in (9, 32):
+            fold = line[0] in (9, 32)  # obs-fold: more of the previous header's value (RFC 9112 5.2)
+            if name is None if fold else i <= 0:
                 raise ProtocolError(msg(_W, 10) % self._where)
             try:
+                value = line[0 if fold else i + 1:].strip().decode()
+                if fold:
+                    headers[name] += " " + value
+                    continue
                 name = line[:i].strip().lower().decode()
-                value = line[i + 1:].strip().decode()
             except UnicodeError:
                 raise ProtocolError(msg(_W, 11) % self._where) from None
             if name in headers:

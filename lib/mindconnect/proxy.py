@@ -27,7 +27,10 @@ def tunnel(sock, host, port, timeout_ms, proxy_addr):
         raise NetworkError("proxy %s gave no HTTP answer to CONNECT: check the proxy address" % proxy)
     status = int(parts[1])
     if not 200 <= status < 300:
-        reason = parts[2].decode() if len(parts) > 2 else ""
+        try:
+            reason = parts[2].decode() if len(parts) > 2 else ""
+        except UnicodeError:  # obs-text (e.g. Latin-1) is allowed in a reason phrase
+            reason = ""
         hint = ": check the proxy user and password" if status == 407 else ""
         raise NetworkError("proxy %s refused the tunnel to %s with %d %s%s"
                            % (proxy, target, status, reason.strip(), hint), status)
