@@ -220,6 +220,7 @@ def authorize(agent, ids, rotation_due):
             return took[0]
         ids = agent.store.identities()
     for attempt in (0, 1):
+        moved = agent.clock.offset_ms  # the clock as it was: an answer may set it from the gateway's time
         for i, ident in enumerate(ids):
             try:
                 got = request_token(agent, ident)
@@ -233,11 +234,13 @@ def authorize(agent, ids, rotation_due):
                     agent.store.save_current(ident)
                 return _confirmed(agent, ident, got)
         skew = agent.clock.last_skew_s
-        if attempt or skew is None or -60 <= skew <= 60:
+        moved = moved != agent.clock.offset_ms  # then skew was measured before, and is taken already
+        if attempt or not moved and (skew is None or -60 <= skew <= 60):
             break
         # every secret refused and the gateway's clock differs: take the gateway's time and retry
-        agent._warn("clock differs from the gateway by %d s; using the gateway's time" % skew)
-        agent.clock.offset_ms += skew * 1000
+        if not moved:
+            agent._warn("clock differs from the gateway by %d s; using the gateway's time" % skew)
+            agent.clock.offset_ms += skew * 1000
     for ident in ids:
         if took:
             break
