@@ -33,3 +33,30 @@ def test_a_gateway_clock_that_drifted_is_corrected_once():
     assert a.authorize() in hub.tokens
     assert a.clock.now() == hub.now_s and hub.rotations == 0
     assert hub.count("POST", "/api/agentmanagement/v3/oauth/token") == 3  # the first, the refused, the new
+
+
+def test_a_refused_rotation_is_not_asked_again_at_every_request():
+    # inside the rotation window the hub refuses the registration access token (expired, or superseded)
+    # while the secret still gives tokens: every request (each batch of a backlog, every wake) was
+    # preceded by a refused rotation and a new token, for up to 25 h
+    hub = FakeHub(secret_lifetime=2 * 86400)
+    folder = dualtest.tmpdir() + "/s"
+    make(hub, folder=folder).authorize()
+    hub.now_s += 86400 - 3600 + 5
+    hub.rats.clear()
+    start = len(hub.calls)
+    a = make(hub, folder=folder)
+    for _ in range(5):  # one wake's requests
+        assert a.authorize() in hub.tokens
+        hub.now_s += 60
+    for _ in range(3):  # the next wakes within the hour
+        assert make(hub, folder=folder).authorize() in hub.tokens
+        hub.now_s += 60
+    assert hub.count("PUT", "/api/agentmanagement/v3/register/") == 1, hub.calls[start:]
+    assert hub.count("POST", "/api/agentmanagement/v3/oauth/token") == 2, hub.calls[start:]
+    # when that token runs out, the rotation is tried again (the hub may take it by then)
+    hub.now_s += 3600
+    b = make(hub, folder=folder)
+    assert b.authorize() in hub.tokens
+    assert hub.count("PUT", "/api/agentmanagement/v3/register/") == 2
+    assert b.state == agentmod.READY and hub.registrations == 1

@@ -214,10 +214,20 @@ def authorize(agent, ids, rotation_due):
         from mindconnect import rsa
         pending = rsa.pending(agent.store)
     took = None  # the hub took a rotation in this pass: it vouched for the stored credentials
-    if rotation_due or pending:
+    held = None  # the hub refused a rotation within the hour (document "rotate"): not asked again until then
+    if rotation_due and not pending:
+        held = agent.store.read("rotate")
+        held = held and 0 <= agent.clock.now() - (held.get("at") or 0) < 3600
+        got = held and agent.store.token(ids[0].client_id)
+        if got and agent.clock.now() < got[1] - 300:
+            return got + (0,)  # the token got since: kept until it runs out, then the rotation again
+    if (rotation_due or pending) and not held:
         took = _rotated_token(agent, ids[0])
         if took and took[0]:
             return took[0]
+        if took is None:  # refused (the RAT expired or superseded) while the secret may still give tokens
+            agent.store.write("rotate", {"at": agent.clock.now()})
+            held = True
         ids = agent.store.identities()
     for attempt in (0, 1):
         moved = agent.clock.offset_ms  # the clock as it was: an answer may set it from the gateway's time
@@ -232,7 +242,8 @@ def authorize(agent, ids, rotation_due):
             if got:
                 if i:  # the newer secret is refused, an older one works: go back to it
                     agent.store.save_current(ident)
-                return _confirmed(agent, ident, got)
+                got = _confirmed(agent, ident, got)
+                return got[:2] + (0,) if held else got  # held: no rotation until the token runs out
         skew = agent.clock.last_skew_s
         moved = moved != agent.clock.offset_ms  # then skew was measured before, and is taken already
         if attempt or not moved and (skew is None or -60 <= skew <= 60):
