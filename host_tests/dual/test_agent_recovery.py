@@ -1,7 +1,7 @@
 # Recovery of the agent's credentials and clock after sequences of events, against the in-process fake
 # hub (test_agent_hub.FakeHub), on both runtimes. Kept apart from test_agent.py, which runs close to its
 # heap cap (a test function added there moved another test's minimum).
-from test_agent_hub import FakeHub
+from test_agent_hub import FakeHub, Resp
 
 import dualtest
 from mindconnect import agent as agentmod
@@ -60,3 +60,29 @@ def test_a_refused_rotation_is_not_asked_again_at_every_request():
     assert b.authorize() in hub.tokens
     assert hub.count("PUT", "/api/agentmanagement/v3/register/") == 2
     assert b.state == agentmod.READY and hub.registrations == 1
+
+
+def test_a_rotation_the_hub_cannot_do_now_does_not_stop_the_uploads():
+    # the rotation window opens while the hub's registration endpoint fails (503, an IAM outage): the
+    # token on flash is good for most of an hour, but every upload failed at the rotation first, for as
+    # long as the outage lasted (the spool filling, its oldest readings dropped)
+    from mindconnect import items
+    hub = FakeHub(secret_lifetime=2 * 86400)
+    folder = dualtest.tmpdir() + "/s"
+    first = hub.now_s
+    a = make(hub, folder=folder)
+    a.authorize()
+    hub.now_s = first + 86400 - 3600 - 600
+    tok = a.authorize(force=True)  # a token got just before the window opens
+    hub.now_s += 700
+    for _ in range(3):
+        hub.fault("PUT", "/api/agentmanagement/v3/register/", Resp(503, {"message": "down"}))
+    b = make(hub, folder=folder)  # the next wake, inside the window
+    rep = b.exchange([items.custom_item("x", "1.0", "text/plain", "x")])
+    assert [o.status for o in rep.outcomes] == [agentmod.SENT], rep.outcomes
+    assert hub.count("PUT", "/api/agentmanagement/v3/register/") == 1
+    assert b.authorize() == tok and hub.rotations == 0
+    # the hub is back: the rotation is done when the token runs out
+    hub.faults = []
+    hub.now_s += 3600
+    assert make(hub, folder=folder).authorize() in hub.tokens and hub.rotations == 1

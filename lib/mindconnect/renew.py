@@ -222,7 +222,16 @@ def authorize(agent, ids, rotation_due):
         if got and agent.clock.now() < got[1] - 300:
             return got + (0,)  # the token got since: kept until it runs out, then the rotation again
     if (rotation_due or pending) and not held:
-        took = _rotated_token(agent, ids[0])
+        try:
+            took = _rotated_token(agent, ids[0])
+        except Exception as e:  # noqa: BLE001 - a MindConnectError: trying later can help (retryable)
+            # the hub cannot rotate now (5xx, 429, no answer): the token on flash, while it lasts, still
+            # serves the uploads; the rotation is tried again in an hour (a rotation saved drops the token)
+            got = getattr(e, "retryable", 0) and agent.store.token(ids[0].client_id)
+            if not got or agent.clock.now() >= got[1] - 300:
+                raise
+            agent.store.write("rotate", {"at": agent.clock.now()})
+            return got + (0,)
         if took and took[0]:
             return took[0]
         if took is None:  # refused (the RAT expired or superseded) while the secret may still give tokens
