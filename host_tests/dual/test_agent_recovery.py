@@ -86,3 +86,28 @@ def test_a_rotation_the_hub_cannot_do_now_does_not_stop_the_uploads():
     hub.faults = []
     hub.now_s += 3600
     assert make(hub, folder=folder).authorize() in hub.tokens and hub.rotations == 1
+
+
+def test_needs_key_stays_quiet_on_a_board_clock_behind_the_gateway():
+    # every credential refused (the agent deleted in Insights Hub) on a board whose clock runs 2 min behind
+    # the gateway's: NEEDS_KEY was dated by the clock renew had corrected from the gateway, the next boot's
+    # clock (the board's) read before that date, and that was taken for "a day has passed": every upload
+    # period tried every token and rotation again instead of once a day
+    from mindconnect.errors import OnboardingRequired
+    hub = FakeHub()
+    folder = dualtest.tmpdir() + "/s"
+    behind = lambda: (hub.now_s - 120) * 1000  # noqa: E731
+    make(hub, folder=folder, board=behind).authorize()
+    hub.secrets.clear()
+    hub.rats.clear()
+    hub.tokens.clear()
+    path = "/api/agentmanagement/v3/agents/cid0123/dataSourceConfiguration"
+    dualtest.raises(OnboardingRequired, make(hub, folder=folder, board=behind)._authed, "GET", path)  # 401
+    calls = len(hub.calls)
+    for _ in range(3):  # the next upload periods
+        hub.now_s += 30
+        dualtest.raises(OnboardingRequired, make(hub, folder=folder, board=behind)._authed, "GET", path)
+    assert len(hub.calls) == calls, hub.calls[calls:]
+    hub.now_s += 86400  # a day later: tried once more
+    dualtest.raises(OnboardingRequired, make(hub, folder=folder, board=behind)._authed, "GET", path)
+    assert len(hub.calls) > calls
