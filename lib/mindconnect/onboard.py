@@ -70,10 +70,13 @@ def onboard(agent):
         # was the hub's passing fault must not cost a visit; still refused, NEEDS_KEY is written again.
         # A new key (not the refused one) is registered at once instead.
         now, at = agent.clock.now(), stuck.get("at")
-        if not isinstance(at, int):  # written before the clock was set (or by older firmware)
+        if not isinstance(at, int) or now < at:
+            # written before the clock was set (or by older firmware), or dated by a clock ahead of this
+            # one (renew's, corrected from the gateway's, ahead of a board clock running behind it): it is
+            # dated now. Taken for a day passed, every boot of such a board tried everything again
             stuck["at"] = now
             store.write(credentials.NEEDS_KEY, stuck)
-        elif now - at >= 86400 or now < at:
+        elif now - at >= 86400:
             agent._warn("%s a day ago: trying again" % stuck.get("reason"))
             store.clear_needs_key()
             stuck = None

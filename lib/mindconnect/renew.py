@@ -214,12 +214,32 @@ def authorize(agent, ids, rotation_due):
         from mindconnect import rsa
         pending = rsa.pending(agent.store)
     took = None  # the hub took a rotation in this pass: it vouched for the stored credentials
-    if rotation_due or pending:
-        took = _rotated_token(agent, ids[0])
+    held = None  # the hub refused a rotation within the hour (document "rotate"): not asked again until then
+    if rotation_due and not pending:
+        held = agent.store.read("rotate")
+        held = held and 0 <= agent.clock.now() - (held.get("at") or 0) < 3600
+        got = held and agent.store.token(ids[0].client_id)
+        if got and agent.clock.now() < got[1] - 300:
+            return got + (0,)  # the token got since: kept until it runs out, then the rotation again
+    if (rotation_due or pending) and not held:
+        try:
+            took = _rotated_token(agent, ids[0])
+        except Exception as e:  # noqa: BLE001 - a MindConnectError: trying later can help (retryable)
+            # the hub cannot rotate now (5xx, 429, no answer): the token on flash, while it lasts, still
+            # serves the uploads; the rotation is tried again in an hour (a rotation saved drops the token)
+            got = getattr(e, "retryable", 0) and agent.store.token(ids[0].client_id)
+            if not got or agent.clock.now() >= got[1] - 300:
+                raise
+            agent.store.write("rotate", {"at": agent.clock.now()})
+            return got + (0,)
         if took and took[0]:
             return took[0]
+        if took is None:  # refused (the RAT expired or superseded) while the secret may still give tokens
+            agent.store.write("rotate", {"at": agent.clock.now()})
+            held = True
         ids = agent.store.identities()
     for attempt in (0, 1):
+        moved = agent.clock.offset_ms  # the clock as it was: an answer may set it from the gateway's time
         for i, ident in enumerate(ids):
             try:
                 got = request_token(agent, ident)
@@ -231,13 +251,16 @@ def authorize(agent, ids, rotation_due):
             if got:
                 if i:  # the newer secret is refused, an older one works: go back to it
                     agent.store.save_current(ident)
-                return _confirmed(agent, ident, got)
+                got = _confirmed(agent, ident, got)
+                return got[:2] + (0,) if held else got  # held: no rotation until the token runs out
         skew = agent.clock.last_skew_s
-        if attempt or skew is None or -60 <= skew <= 60:
+        moved = moved != agent.clock.offset_ms  # then skew was measured before, and is taken already
+        if attempt or not moved and (skew is None or -60 <= skew <= 60):
             break
         # every secret refused and the gateway's clock differs: take the gateway's time and retry
-        agent._warn("clock differs from the gateway by %d s; using the gateway's time" % skew)
-        agent.clock.offset_ms += skew * 1000
+        if not moved:
+            agent._warn("clock differs from the gateway by %d s; using the gateway's time" % skew)
+            agent.clock.offset_ms += skew * 1000
     for ident in ids:
         if took:
             break
