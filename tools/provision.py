@@ -180,15 +180,17 @@ def plan(payload, state, facts, cfg, drop_queued=False):
     grow -= sum(_blocks(state[p][0], block) for p in stale)
     transient = max([_blocks(len(payload[p]), block) for p in changed] or [0])  # temp file before its rename
     spool = cfg.get("spool", {}).get("max_bytes", 262144) if isinstance(cfg.get("spool"), dict) else 262144
+    events = max(4096, spool // 8)  # the events' spool beside the readings' (firmware/app.py)
     queued = facts.get("queued") or {}
-    for folder, limit, what in (("ts", spool, "readings"), ("ev", max(4096, spool // 8), "events")):
+    # per spool: its size, and the spool.max_bytes that would hold what is queued in it
+    for folder, limit, what, scale in (("ts", spool, "readings", 1), ("ev", events, "events", 8)):
         if queued.get(folder, 0) > limit and not drop_queued:
             raise ProvisionError("the board holds %s of queued %s (%s/%s), more than spool.max_bytes allows them "
                                  "(%s): the node would delete the oldest at its next sample. Let it upload them "
                                  "first, keep spool.max_bytes at %d or more, or give --drop-queued to accept the "
                                  "loss" % (_kb(queued[folder]), what, STORE_SPOOL, folder, _kb(limit),
-                                           queued[folder] if folder == "ts" else queued[folder] * 8))
-    spool += max(4096, spool // 8)  # the events' spool beside the readings' (firmware/app.py)
+                                           queued[folder] * scale))
+    spool += events
     # the readings and events already queued on the board (under /spool) are counted as used: only the
     # spools' room still to fill is needed, or a board holding a backlog is refused
     room = max(spool - facts.get("spool", 0), 0)
