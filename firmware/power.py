@@ -107,7 +107,13 @@ def _safe_pin(flash_dir):
     try:
         with open(flash_dir.rstrip("/") + "/" + CONFIG_FILE) as f:
             pin = json.load(f).get("safe_pin", DEFAULT_SAFE_PIN)
-        return pin if pin is None or (isinstance(pin, int) and not isinstance(pin, bool)) else DEFAULT_SAFE_PIN
+        # Never the REPL's serial port (1, 3) or the SPI flash (6-11): made an input with a pull-up here,
+        # before config.load can refuse them, they would cut the REPL (or the flash the code runs from) at
+        # every boot, and the config error could be neither read nor fixed without erasing the board.
+        if pin is None or (isinstance(pin, int) and not isinstance(pin, bool)
+                           and pin not in (1, 3, 6, 7, 8, 9, 10, 11)):
+            return pin
+        return DEFAULT_SAFE_PIN
     except (OSError, ValueError, AttributeError):
         return DEFAULT_SAFE_PIN
 

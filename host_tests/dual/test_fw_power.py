@@ -168,6 +168,32 @@ def test_a_safe_pin_the_board_refuses_ends_in_the_config_error_not_a_traceback()
     assert power.run_main(app, b) is None and app.boots == []  # config.load names safe_pin; REPL
 
 
+class _PinLog(sim.SimBoard):
+    """Records which GPIOs boot configured (machine.Pin(n, IN, PULL_UP) on an ESP32)."""
+
+    def pin(self, n, *args, **kw):
+        self.state.asked.append(n)
+        return sim.SimBoard.pin(self, n, *args, **kw)
+
+
+def test_boot_never_configures_the_serial_or_flash_pins_a_bad_safe_pin_names():
+    # safe_pin 3 made the REPL's receive pin an input at every boot, before the config check refused it:
+    # the error was printed to a REPL that could no longer be typed into (6-11: the flash itself)
+    for bad in (1, 3, 6, 11):
+        b, t = setup(dict(CONFIG, safe_pin=bad))
+        state = sim.SimState()
+        state.asked = []
+        b = _PinLog(b.flash_dir, t.clock, t.sleep, state)
+        try:
+            assert power.boot(b, unload=False) is None
+        finally:
+            power._boot_checked = False
+        assert state.asked == [power.DEFAULT_SAFE_PIN], (bad, state.asked)
+        app = App()
+        assert power.run_main(app, b) is None and app.boots == []  # config.load names safe_pin; REPL
+        assert bad not in state.asked
+
+
 def test_boot_decides_for_main():
     state = sim.SimState()
     state.held_pins = [0]
