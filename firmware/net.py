@@ -56,13 +56,15 @@ class Wifi:
         start = b.ticks_ms()
         if self.next_try is not None and b.ticks_diff(self.next_try, start) > 0:
             return False
-        self.wlan.active(True)
         retry_ms = RETRY_FIRST_MS
         tries = 1
         driver = None
         while True:
             status = None
             try:
+                # active(True) too: the ESP32 port raises OSError when the driver does not start (its
+                # buffers come from the IDF heap, shared with TLS); escaping here it crashed the app
+                self.wlan.active(True)
                 self.wlan.connect(self.ssid, self._password)
             except OSError as e:  # ESP32: "Wifi Internal Error" in some driver states: a failed try
                 driver = "Wi-Fi driver: %s" % e

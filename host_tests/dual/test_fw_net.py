@@ -115,6 +115,34 @@ def test_a_driver_error_is_a_failed_try_not_a_crash():
     assert w.connect() is False and w.wlan.connects == 1  # backing off
 
 
+class NoMemory(WrongPassword):
+    """ESP32: WLAN.active(True) raises when the driver cannot get its buffers from the IDF heap."""
+
+    def __init__(self):
+        WrongPassword.__init__(self)
+        self.fail = True
+
+    def active(self, on=None):
+        if on and self.fail:
+            raise OSError("Wifi Out of Memory")
+        return True
+
+    def isconnected(self):
+        return self.connects > 0
+
+
+def test_a_driver_that_cannot_start_is_a_failed_try_not_a_crash():
+    t = FakeTime()
+    b = sim.SimBoard(dualtest.tmpdir() + "/flash", t.clock, t.sleep, sim.SimState())
+    wlan = NoMemory()
+    w = net.Wifi(wlan, "plant-iot", "pw", b, timeout_ms=5000, backoff_max_ms=60000)
+    assert w.connect() is False and w.last_error == "Wi-Fi driver: Wifi Out of Memory"
+    assert w.connect() is False  # backing off
+    wlan.fail = False
+    b.sleep_ms(60000)
+    assert w.connect() is True and w.failures == 0
+
+
 def test_wrong_password_fails_fast_with_a_hint():
     t = FakeTime()
     b = sim.SimBoard(dualtest.tmpdir() + "/flash", t.clock, t.sleep, sim.SimState())
