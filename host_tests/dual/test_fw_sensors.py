@@ -210,6 +210,28 @@ def test_dht_errors():
     assert "dht11: no answer" in str(e)
 
 
+def test_dht_frames_that_pass_the_checksum_but_are_no_reading():
+    # each frame below has a right checksum, and each was passed on as a reading
+    for kind, frame, why in (
+            ("dht22", _frame(0, 0, 0, 0), "all zero bits"),  # a silent line: 0 %RH at 0 C
+            ("dht22", _frame(0x35, 0x00, 0x18, 0x00), "outside"),  # a DHT11 read as a DHT22: 1356.8 %RH
+            ("dht22", _frame(0x03, 0xE9, 0x00, 0xFA), "outside"),  # 100.1 %RH
+            ("dht22", _frame(0x02, 0x8C, 0x03, 0x21), "outside"),  # 80.1 C
+            ("dht22", _frame(0x02, 0x8C, 0x81, 0x91), "outside"),  # -40.1 C
+            ("dht11", _frame(0x02, 0x8C, 0x01, 0x5F), "outside"),  # a DHT22 read as a DHT11: decimal bytes over 9
+            ("dht11", _frame(101, 0, 20, 0), "outside"),
+            ("dht11", _frame(40, 0, 61, 0), "outside"),
+            ("dht11", _frame(0, 0, 0, 0), "all zero bits")):
+        d = dht.DHT(FakeDht(frame), kind)
+        e = dualtest.raises(SensorError, d.read)
+        assert why in str(e) and kind in str(e), (kind, frame, str(e))
+        assert d.values == {"temperature": None, "humidity": None}  # nothing half-updated
+    # the datasheets' ends are readings
+    assert dht.DHT(FakeDht(_frame(0x03, 0xE8, 0x03, 0x20)), "dht22").read() == {"humidity": 100, "temperature": 80}
+    assert dht.DHT(FakeDht(_frame(0x00, 0x00, 0x81, 0x90)), "dht22").read() == {"humidity": 0, "temperature": -40}
+    assert dht.DHT(FakeDht(_frame(90, 0, 0, 0x89)), "dht11").read() == {"humidity": 90, "temperature": -0.9}
+
+
 # ---- internal temperature and ADC
 
 def test_internal_temp_fahrenheit_and_offset():
