@@ -106,11 +106,28 @@ class BME280:
         h = bytearray(7)
         self.bus.readfrom_mem_into(self.address, REG_CALIB_TP, tp)
         self.bus.readfrom_mem_into(self.address, REG_CALIB_H, h)
-        self.cal = calibration(tp, h)
+        cal = calibration(tp, h)
+        # dig_T1 and dig_P1 are never 0 or 0xFFFF in a part's trimming: such blocks were read while the
+        # chip copied its NVM after a power-up, or garbled on the bus; kept, they made every value wrong
+        # until a reboot. Left unset, the next read tries again.
+        if cal[0] in (0, 0xFFFF) or cal[3] in (0, 0xFFFF):
+            raise SensorError("BME280: calibration data unreadable at 0x%02x: check the power supply and the "
+                              "I2C wiring" % self.address)
+        self.cal = cal
 
     def read(self):
-        if self.cal is None:
-            self._setup()
+        try:
+            if self.cal is None:
+                self._setup()
+            return self._measure()
+        except OSError as e:
+            # the sensor went away (a loose cable, a power dip): when it answers again it may be another
+            # part (a replaced sensor), so its chip id and calibration are read again first
+            self.cal = None
+            raise SensorError("BME280: I2C error at 0x%02x (%s): check SDA/SCL and power" % (self.address, e)) \
+                from None
+
+    def _measure(self):
         bus, a = self.bus, self.address
         # ctrl_hum only takes effect after a write to ctrl_meas, so it goes first
         bus.writeto_mem(a, REG_CTRL_HUM, bytes((OVERSAMPLING_X1,)))
@@ -133,6 +150,9 @@ class BME280:
         t, p, h = compensate(self.cal, adc_t, adc_p, adc_h)
         v = self.values
         v["temperature"] = t / 100
-        v["pressure"] = p / 256
-        v["humidity"] = h / 1024
+        # 0x80000 and 0x8000 are the registers' reset values, "measurement skipped" (a sensor reset between
+        # the settings and the measurement); p 0 is the datasheet's guard against dividing by zero. None:
+        # that value is left out of the reading, the others are kept.
+        v["pressure"] = None if adc_p == 0x80000 or p == 0 else p / 256
+        v["humidity"] = None if adc_h == 0x8000 else h / 1024
         return v

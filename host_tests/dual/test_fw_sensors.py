@@ -103,6 +103,41 @@ def test_bme280_clear_errors():
     assert "did not finish" in str(e)
 
 
+def test_bme280_skipped_values_are_left_out_not_sent():
+    # the reset values 0x80000 (pressure) and 0x8000 (humidity) mean "skipped": they were compensated
+    # into numbers and sent as readings
+    v = bme280.BME280(FakeI2C(adc_p=0x80000, busy=0)).read()
+    assert v["pressure"] is None and v["temperature"] == 25.08 and v["humidity"] is not None
+    v = bme280.BME280(FakeI2C(adc_h=0x8000, busy=0)).read()
+    assert v["humidity"] is None and v["temperature"] == 25.08 and v["pressure"] is not None
+
+
+def test_bme280_bad_calibration_and_a_sensor_that_comes_back():
+    bus = FakeI2C(busy=0)
+    good = bytes(bus.regs)
+    bus.regs[0x88:0x88 + 26] = bytes(26)  # trimming read while the NVM was still being copied
+    s = bme280.BME280(bus)
+    e = dualtest.raises(SensorError, s.read)
+    assert "calibration" in str(e)
+    bus.regs[:] = good
+    assert s.read()["temperature"] == 25.08  # tried again at the next read
+
+    class Gone(FakeI2C):
+        def writeto_mem(self, addr, reg, data):
+            raise OSError(116)  # ETIMEDOUT: nobody on the bus any more
+    gone = Gone(busy=0)
+    gone.regs[:] = bus.regs
+    s.bus = gone
+    e = dualtest.raises(SensorError, s.read)
+    assert "I2C error at 0x76" in str(e)
+    # a replacement part with other trimming answers now: its own calibration is read, not the old one's
+    other = FakeI2C(busy=0)
+    struct.pack_into("<H", other.regs, 0x88, T_CAL[0] + 1000)
+    s.bus = other
+    want = bme280.BME280(other).read()["temperature"]
+    assert want != 25.08 and s.read()["temperature"] == want
+
+
 # ---- DS18B20: the datasheet's temperature/data relationship table (12-bit)
 
 DS_TABLE = ((0x07D0, 125.0), (0x0550, 85.0), (0x0191, 25.0625), (0x00A2, 10.125), (0x0008, 0.5),
