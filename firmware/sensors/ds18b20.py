@@ -74,5 +74,17 @@ class DS18B20:
         if got != buf[8]:
             raise SensorError("DS18B20: scratchpad CRC mismatch (read 0x%02x, computed 0x%02x): check the "
                               "4.7k pull-up and the cable length" % (buf[8], got))
-        self.values["temperature"] = temperature_c(buf[0], buf[1])
+        # The configuration byte reads 0 R1 R0 1 1 1 1 1 on every DS18B20: an all-zero scratchpad (a line
+        # held low) passes the CRC and read as 0.0 C, and a DS18S20 (1/2 C counts) read 8 times too high.
+        if buf[4] & 0x9F != 0x1F:
+            raise SensorError("DS18B20: the scratchpad is not a DS18B20's (configuration byte 0x%02x): check the "
+                              "data line, and that the part is a DS18B20 (a DS18S20 reads differently)" % buf[4])
+        # 85.0 C with reserved byte 6 still at its power-up 0x0C: the temperature register's power-on
+        # value, the sensor reset before its conversion finished (a converted 85.0 C leaves 0x10 there)
+        if buf[0] == 0x50 and buf[1] == 0x05 and buf[6] == 0x0C:
+            raise SensorError("DS18B20: read its power-on value (85 C): the conversion did not run; check the "
+                              "power (parasite power needs a strong pull-up)")
+        # below 12-bit resolution (R1 R0) the lowest bits are undefined
+        res = buf[4] >> 5 & 3
+        self.values["temperature"] = temperature_c(buf[0] & (0xFF << (3 - res)) & 0xFF, buf[1])
         return self.values

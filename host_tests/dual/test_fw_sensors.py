@@ -147,8 +147,9 @@ DS_TABLE = ((0x07D0, 125.0), (0x0550, 85.0), (0x0191, 25.0625), (0x00A2, 10.125)
 class FakeOneWire:
     """One DS18B20 on a 1-Wire bus: records commands, answers the scratchpad, busy for `busy` read slots."""
 
-    def __init__(self, raw, busy=3, present=True, corrupt=False):
-        pad = bytearray((raw & 0xFF, raw >> 8, 0x4B, 0x46, 0x7F, 0xFF, 0x0C, 0x10, 0))
+    def __init__(self, raw, busy=3, present=True, corrupt=False, pad=None):
+        # after a conversion reserved byte 6 holds 0x10 - (LSB & 0x0F); 0x0C is its power-up value
+        pad = bytearray(pad or (raw & 0xFF, raw >> 8, 0x4B, 0x46, 0x7F, 0xFF, 0x10 - (raw & 0x0F), 0x10, 0))
         pad[8] = ds18b20.crc8(pad[:8])
         if corrupt:
             pad[1] ^= 0x04
@@ -201,6 +202,24 @@ def test_ds18b20_rom_and_errors():
     assert "no presence pulse" in str(e)
     e = dualtest.raises(SensorError, ds18b20.DS18B20(FakeOneWire(0x0191, busy=10000)).read)
     assert "did not finish" in str(e)
+
+
+def test_ds18b20_scratchpads_that_pass_the_crc_but_are_no_temperature():
+    for pad, why in (((0x50, 0x05, 0x4B, 0x46, 0x7F, 0xFF, 0x0C, 0x10, 0), "power-on value (85 C)"),
+                     ((0,) * 9, "not a DS18B20's"),  # a line held low: CRC 0 over zeros
+                     ((0x32, 0x00, 0x4B, 0x46, 0xFF, 0xFF, 0x0C, 0x10, 0), "not a DS18B20's")):  # DS18S20 25 C
+        pad = bytearray(pad)
+        pad[8] = ds18b20.crc8(pad[:8])
+        s = ds18b20.DS18B20(FakeOneWire(0, busy=0, pad=pad))
+        e = dualtest.raises(SensorError, s.read)
+        assert why in str(e), (pad, str(e))
+        assert s.values == {"temperature": None}
+    # a real 85.0 C conversion is a reading (byte 6 is 0x10 after it)
+    assert ds18b20.DS18B20(FakeOneWire(0x0550, busy=0)).read() == {"temperature": 85.0}
+    # 9-bit resolution (configuration 0x1F): bits 2..0 are undefined, not part of the value
+    pad = bytearray((0x97, 0x01, 0x4B, 0x46, 0x1F, 0xFF, 0x09, 0x10, 0))
+    pad[8] = ds18b20.crc8(pad[:8])
+    assert ds18b20.DS18B20(FakeOneWire(0, busy=0, pad=pad)).read() == {"temperature": 25.0}
 
 
 # ---- DHT11 / DHT22: the datasheets' examples
