@@ -380,7 +380,8 @@ def _wifi(v):
     _known(wifi, WIFI_KEYS, "wifi")
     return {"ssid": _str(wifi, "ssid", "wifi", max_len=32),
             "timeout_s": _int(wifi, "timeout_s", "wifi", 20, 1, 600),
-            "backoff_max_s": _int(wifi, "backoff_max_s", "wifi", 300, 1)}
+            # ticks_add on an ESP32 takes at most 2**29 ms (6.2 days): beyond, OverflowError in a backoff
+            "backoff_max_s": _int(wifi, "backoff_max_s", "wifi", 300, 1, 536870)}
 
 
 def _ntp(v):
@@ -392,7 +393,8 @@ def _ntp(v):
 
 def _timing(cfg, sensors, warnings):
     """sample_s, upload_s and mode, checked against each other and against the sensors."""
-    sample_s = _int(cfg, "sample_s", "", 60, 1, None, "a positive number of seconds")
+    # at most 24.8 days: machine.deepsleep(ms) takes a machine word (OverflowError at every wake beyond)
+    sample_s = _int(cfg, "sample_s", "", 60, 1, 2147483)
     upload_s = _int(cfg, "upload_s", "", max(300, sample_s), 1, None, "a positive number of seconds")
     if upload_s < sample_s:
         _fail("upload_s", "%d is shorter than sample_s (%d); upload at most as often as you sample"
@@ -452,9 +454,13 @@ def check(cfg, secrets, read_file=None):
     sensors = _sensors(cfg.get("sensors"), pins, ids)
     sample_s, upload_s, mode = _timing(cfg, sensors, warnings)
     safe_pin = cfg.get("safe_pin", 0)
-    watchdog_ms = _int(cfg, "watchdog_ms", "", 60000, 0, None, "0 (off) or >= 1000")
-    if 0 < watchdog_ms < 1000:
-        _fail("watchdog_ms", "%d ms is too short to do any work; use 0 (off) or >= 1000" % watchdog_ms)
+    # The agent waits up to 30 s for the gateway with nothing moving to feed the watchdog (a TCP connect,
+    # a TLS handshake read), after a name lookup: a shorter one reset the node in each upload while the
+    # gateway was unreachable, and every reset counted toward safe mode.
+    watchdog_ms = _int(cfg, "watchdog_ms", "", 60000, 0, 2147483647)
+    if 0 < watchdog_ms < 45000:
+        _fail("watchdog_ms", "%d ms is shorter than a wait for the gateway (30 s); use 0 (off) or >= 45000"
+              % watchdog_ms)
     password, key = _secrets(_obj(secrets, "secrets.json"), read_file)
     if gateway is None and key is not None:
         gateway = key.reveal()["content"]["baseUrl"]

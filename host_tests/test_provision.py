@@ -207,9 +207,10 @@ def test_a_spool_too_small_for_one_reading_and_a_short_watchdog_are_refused(tmp_
     cfg = json.loads(json.dumps(pb.DEFAULT_TEMPLATE))
     cfg["gateway"] = "https://gateway.example"
     cfg["watchdog_ms"] = 5000
-    with pytest.raises(pb.ProvisionError, match="watchdog_ms 5000 is shorter than work the node cannot feed"):
+    with pytest.raises(pb.ProvisionError, match="refused by the board: watchdog_ms: 5000 ms is shorter than a wait "
+                                                "for the gateway"):
         pb.validate_config(cfg, {})
-    for ok in (0, pb.MIN_WATCHDOG_MS):
+    for ok in (0, 45000):
         cfg["watchdog_ms"] = ok
         pb.validate_config(cfg, {})
 
@@ -224,13 +225,14 @@ def test_a_spool_too_small_for_one_reading_and_a_short_watchdog_are_refused(tmp_
 
 
 @pytest.mark.parametrize("settings,message", [
-    ({"mode": "deep-sleep", "sample_s": 2147484, "upload_s": 2147484}, "sample_s 2147484 is longer than an ESP32 "
-                                                                      "can deep-sleep in one go"),
-    ({"wifi": {"ssid": "plant", "backoff_max_s": 536871}}, "wifi.backoff_max_s 536871 is longer than an ESP32's"),
+    ({"mode": "deep-sleep", "sample_s": 2147484, "upload_s": 2147484}, "sample_s: 2147484 is out of range; use "
+                                                                      "1..2147483"),
+    ({"wifi": {"ssid": "plant", "backoff_max_s": 536871}}, "wifi.backoff_max_s: 536871 is out of range; use "
+                                                           "1..536870"),
 ])
 def test_times_an_esp32_cannot_count_are_refused(settings, message):
-    """The board's check takes any positive number; an ESP32 raised OverflowError at every wake beyond
-    what a machine word holds. The largest that fits passes."""
+    """An ESP32 raised OverflowError at every wake beyond what a machine word holds: the board's check
+    refuses it, and provisioning with it. The largest that fits passes."""
     cfg = dict(json.loads(json.dumps(pb.DEFAULT_TEMPLATE)), gateway="https://gateway.example", **settings)
     with pytest.raises(pb.ProvisionError, match=message):
         pb.validate_config(cfg, {"wifi_password": "x"})

@@ -28,7 +28,6 @@ SECRETS_FILE = "secrets.json"
 DEFAULT_CA_FILE = "ca.der"
 # Provisioning is stricter than the board's own check here: a shorter watchdog resets the node in
 # work it cannot feed it through (the board takes 1000 ms and more)
-MIN_WATCHDOG_MS = 20000
 ESP32_NO_PULL_UP = range(34, 40)  # input-only pins: no internal pull-up for the safe pin's idle level
 NEW_KEY_HINT = "get a new onboarding key from Insights Hub > Agent > Onboard"
 
@@ -319,18 +318,6 @@ def validate_config(cfg, secrets):
                               "make it %d or more" % (conf.spool["max_bytes"], len(model.points), need))
     except ConfigError as e:
         raise ProvisionError("config.json would be refused by the board: %s" % e) from None
-    # an ESP32 takes a machine word: machine.deepsleep(ms) at most 2**31 - 1, ticks_add at most half the
-    # ticks period (2**29 ms); larger values raised OverflowError in the node (a crash at every wake)
-    if conf.mode == "deep-sleep" and conf.sample_s * 1000 > 2 ** 31 - 1:
-        raise ProvisionError("sample_s %d is longer than an ESP32 can deep-sleep in one go (24.8 days): use "
-                             "2147483 or less" % conf.sample_s)
-    if conf.wifi and conf.wifi["backoff_max_s"] * 1000 >= 2 ** 29:
-        raise ProvisionError("wifi.backoff_max_s %d is longer than an ESP32's tick arithmetic takes (6.2 days): "
-                             "use 536870 or less" % conf.wifi["backoff_max_s"])
-    if 0 < conf.watchdog_ms < MIN_WATCHDOG_MS:
-        raise ProvisionError("watchdog_ms %d is shorter than work the node cannot feed it through (an NTP wait, a "
-                             "TLS handshake, an RSA signature: seconds each on an ESP32), and each reset counts "
-                             "toward safe mode: use 0 (off) or %d or more" % (conf.watchdog_ms, MIN_WATCHDOG_MS))
     warnings = list(conf.warnings)
     if conf.board != "sim" and conf.safe_pin in ESP32_NO_PULL_UP:
         warnings.append("safe_pin GPIO %d has no internal pull-up on the ESP32: without a resistor to 3.3 V it "

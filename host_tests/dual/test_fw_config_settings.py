@@ -13,7 +13,7 @@ IO = "use one of 4, 13, 14, 16-19, 21-23, 25-27, 32, 33"
 
 BAD = (
     (M, (("sample_sec", 5),), "sample_sec: unknown setting; did you mean sample_s?"),
-    (M, (("sample_s", 0),), "sample_s: 0 is out of range; use a positive number of seconds"),
+    (M, (("sample_s", 0),), "sample_s: 0 is out of range; use 1..2147483"),
     (M, (("sample_s", 1),), "sample_s: 1 s is too fast for sensors[0] (a dht22 needs 2 s between reads); use "
      "sample_s >= 2"),
     (M, (("sample_s", 60), ("upload_s", 30)), "upload_s: 30 is shorter than sample_s (60); upload at most as often "
@@ -46,7 +46,7 @@ BAD = (
     (M, (("wifi", {}),), "wifi.ssid: missing; it is required"),
     (M, (("safe_pin", 6),), "safe_pin: 6 is wired to the SPI flash"),
     (M, (("safe_pin", 4),), "safe_pin: GPIO 4 is already used by sensors[0].pin; give safe_pin a pin of its own"),
-    (M, (("watchdog_ms", 500),), "watchdog_ms: 500 ms is too short to do any work; use 0 (off) or >= 1000"),
+    (M, (("watchdog_ms", 500),), "watchdog_ms: 500 ms is shorter than a wait for the gateway"),
     (M, (("board", "pico"),), "board: 'pico' is not allowed; use one of auto, esp32, sim"),
 )
 
