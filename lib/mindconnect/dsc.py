@@ -68,7 +68,10 @@ def sync_model(agent, model, mappings, via_exchange):
             sent = _put_dsc(agent, model, state)
         if sent:
             state = {"dsc": model.hash}  # a new DSC drops the mappings record: re-assert them all
-            store.write(credentials.MODEL, state)
+            try:
+                store.write(credentials.MODEL, state)
+            except OSError:
+                pass  # a full flash: the record's write below tries again and says so
         state["maps"] = None
     mh = items.mappings_hash(ident.client_id, mappings)
     if mappings and state.get("maps") != mh:
@@ -76,7 +79,13 @@ def sync_model(agent, model, mappings, via_exchange):
         sent = True
     state["maps"] = mh
     state["at"] = now
-    store.write(credentials.MODEL, state)
+    try:
+        store.write(credentials.MODEL, state)
+    except OSError as e:
+        # a full flash (the spools may take it all): the exchange that frees it must not wait for this
+        # record (the app syncs the model before it exchanges); without it the hub is asked again
+        store.remove(credentials.MODEL + ".tmp")
+        agent._warn("data model record not saved (%s): the hub is asked again next time" % e)
     return sent
 
 

@@ -6,10 +6,12 @@ provisioning put on flash (rsa.RSA_KEY) as a JWKS.
 """
 
 import json
+import os
 
 from mindconnect import credentials
 from mindconnect.agent import _W, split_url
-from mindconnect.errors import ConfigError, OnboardingRequired, ProtocolError, msg
+from mindconnect.compat import fsync_file
+from mindconnect.errors import ConfigError, MindConnectError, OnboardingRequired, ProtocolError, msg
 
 _WHOLE = ": copy it whole from Insights Hub"
 
@@ -94,24 +96,52 @@ def onboard(agent):
         key = rsa.load(store.folder + "/" + rsa.RSA_KEY)
         kid, body = key.kid, rsa.jwks_body(key)
         key = None
-    r = agent._call("POST", "/api/agentmanagement/v3/register",
-                    {"Authorization": "Bearer " + content["iat"], "Content-Type": "application/json"}, body)
-    if r.status in (400, 401, 403):
-        reason = "onboarding key refused (%d: used or expired)" % r.status
-        c = agent.clock  # at: for the retry a day later
-        store.write(credentials.NEEDS_KEY, {"reason": reason, "key_fp": fp, "at": c.now() if c.is_set() else None})
-        raise OnboardingRequired("%s: %s" % (reason, msg(_W, 0)))
-    if r.status != 201:
-        raise agent._failure(r, "onboarding")
-    doc = r.json()
-    r = None  # the answer's body and the key's content are freed for the identity and its file
-    tenant, base = content["tenant"], content["baseUrl"]
-    content = None
+    # Room for the identity on flash first, taken before the key is sent: the hub's 201 spends the key,
+    # and an identity that a full flash (the spools may take all of it) then refused could only be
+    # replaced by a new key, a visit to the machine. The file is removed right before the identity is
+    # saved, and after any other outcome; one left by a power cut is removed first (its room is not
+    # lost, and writing over it could need the room twice). Written here, not in a function of its own:
+    # a name is interned for good, and the cycle has few to spare (docs/AGENT.md, "Memory").
+    store.remove("onboard.room")
     try:
-        ident = credentials.Identity.from_response(doc, tenant, base, fp, kid)
-    except ValueError as e:
-        raise ProtocolError("onboarding: %s" % e) from None
-    doc = None
+        bs = os.statvfs(store.folder)[0]  # files take whole blocks (littlefs) or clusters (FAT)
+    except (AttributeError, OSError):
+        bs = 4096
+    z = bytes(512)
+    try:
+        with open(store.folder + "/onboard.room", "wb") as f:
+            for _ in range(max(bs, 2048) // 256):  # two files (current, mirror) of up to 2 KB or a block each
+                f.write(z)
+            fsync_file(f)
+    except OSError as e:
+        store.remove("onboard.room")
+        err = MindConnectError("onboarding waits: the flash is full (%s), no room to save the identity; the "
+                               "onboarding key was not sent and is tried again later" % e)
+        err.retryable = True  # exchange() backs off; the app tries at its next upload
+        raise err from None
+    z = None
+    try:
+        r = agent._call("POST", "/api/agentmanagement/v3/register",
+                        {"Authorization": "Bearer " + content["iat"], "Content-Type": "application/json"}, body)
+        if r.status in (400, 401, 403):
+            reason = "onboarding key refused (%d: used or expired)" % r.status
+            c = agent.clock  # at: for the retry a day later
+            store.remove("onboard.room")  # its room for NEEDS_KEY
+            store.write(credentials.NEEDS_KEY, {"reason": reason, "key_fp": fp, "at": c.now() if c.is_set() else None})
+            raise OnboardingRequired("%s: %s" % (reason, msg(_W, 0)))
+        if r.status != 201:
+            raise agent._failure(r, "onboarding")
+        doc = r.json()
+        r = None  # the answer's body and the key's content are freed for the identity and its file
+        tenant, base = content["tenant"], content["baseUrl"]
+        content = None
+        try:
+            ident = credentials.Identity.from_response(doc, tenant, base, fp, kid)
+        except ValueError as e:
+            raise ProtocolError("onboarding: %s" % e) from None
+        doc = None
+    finally:
+        store.remove("onboard.room")  # the room reserved goes to the identity (or back to the spools)
     store.save_current(ident)
     agent._mark("onboard:saved")
     _settled(store, kid)

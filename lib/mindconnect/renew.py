@@ -154,9 +154,23 @@ def rotate(agent, ident):
         key = None
     agent._mark("rotate:before_put")
     _, _, path = split_url(ident.registration_client_uri)
-    r = agent._call("PUT", path, {"Authorization": "Bearer " + ident.registration_access_token,
-                                  "Content-Type": "application/json"},
-                    body or jsonw.dumpb(jsonw.Obj(("client_id", ident.client_id))))
+    for _ in (0, 1):
+        r = agent._call("PUT", path, {"Authorization": "Bearer " + ident.registration_access_token,
+                                      "Content-Type": "application/json"},
+                        body or jsonw.dumpb(jsonw.Obj(("client_id", ident.client_id))))
+        if r.status not in (400, 401, 403, 404) or kid == ident.kid:
+            break
+        # The next key refused, or the registration access token: the answer does not say which (400 or
+        # 401 for both). Taken for the token, the refused key was sent at every rotation until the key in
+        # use expired, then NEEDS_KEY: a visit, where the hub would register the key in use again. So
+        # the same key once more: taken, the node goes on with it (the next key is tried again at the
+        # next rotation); refused too, it was the token.
+        agent._warn("the next RSA key %s was refused (%d): the key in use is registered again" % (kid, r.status))
+        r = None
+        rsa.forget_pending(agent.store)
+        key = rsa.key_for(agent.store, ident.kid)
+        kid, body = key.kid, rsa.jwks_body(key, ident.client_id)
+        key = None
     if r.status in (400, 401, 403, 404):
         agent._warn("key rotation refused (%d) for %s" % (r.status, ident.client_id))
         return None
