@@ -321,6 +321,14 @@ class ScriptedServer(Listener):
             self.stats.snapshot({"reset_go": int(q["go"])})
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return False
+        elif path == "/stale-408":  # answers; once counter stale_go reaches go, a 408 for the idle
+            # connection (as Node.js servers send), counted in stale_sent; closes when the next request came
+            self._send(sock, "200 OK", ids, b"fresh")
+            self.stats.snapshot({"stale_go": int(q["go"])})
+            sock.sendall(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+            self.stats.add("stale_sent")
+            conn.readline()
+            return False
         elif path == "/hangup":  # reads the request and closes without a word
             return False
         elif path == "/slow":  # reads the request, never answers, waits for the client to give up

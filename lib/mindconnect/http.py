@@ -61,7 +61,8 @@ _W = ("the response body went to a sink: there is nothing to parse\n"  # 0
       "chunk-size line\n"  # 25
       "chunk end\n"
       "in the chunked trailer\n"
-      "trailer line")
+      "trailer line\n"
+      "with 408 Request Timeout (an idle keep-alive connection)")
 
 
 class Response:
@@ -148,7 +149,15 @@ class HTTPClient:
         limit = self.max_body if max_body is None else max_body
         reused = self._stream is not None
         try:
-            return self._exchange(method, path, headers, head, body, sink, limit)
+            r = self._exchange(method, path, headers, head, body, sink, limit)
+            if r.status != 408 or not reused:
+                return r
+            # 408 on a kept-alive connection: the server timed the idle connection out and said so
+            # before closing it (Node.js servers do), and that answer was read as this request's. The
+            # request was not taken: like a close before any answer byte.
+            self.close()
+            self._answered = False
+            raise ConnectionClosed(msg(_W, 18) % (self._where, msg(_W, 29)))
         except ConnectionClosed:
             if not reused or self._answered or not resend:
                 raise
