@@ -408,6 +408,8 @@ class Agent:
                     b = s.source.batch(room - s.framing)
                     if b is not None and b.count:  # a spool says None when empty
                         it = s.make(b)
+                        if batch_items and it.wire_length() > room:
+                            continue  # a spool's batch has one record at least: it starts the next request
                         room -= it.wire_length()
                         batch_items.append(it)
                         taken.append((s, b))
