@@ -285,6 +285,13 @@ class ScriptedServer(Listener):
             self._send(sock, "200 OK", ids + [("Transfer-Encoding", "chunked")], b"".join(out), length=False)
         elif path == "/status":
             self._send(sock, "%s Whatever" % q["code"], ids, length=False)
+        elif path == "/refuse":  # a 413 with a big page (a proxy's), n bytes, chunked if asked
+            body = pattern(n)
+            if q.get("chunked"):
+                body = b"%x\r\n" % n + body + b"\r\n0\r\n\r\n"
+                self._send(sock, "413 Too Large", ids + [("Transfer-Encoding", "chunked")], body, length=False)
+            else:
+                self._send(sock, "413 Too Large", ids, body)
         elif path == "/continue":
             sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\nX-A: 1\r\n\r\n")
             self._send(sock, "201 Created", ids, b"made")

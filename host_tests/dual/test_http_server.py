@@ -172,6 +172,18 @@ def test_body_over_max_body_is_refused():
     c.close()
 
 
+def test_an_error_answer_over_max_body_is_cut_not_refused():
+    # a proxy's 413 with a big HTML page: its status is the verdict (the agent splits the batch); a
+    # ProtocolError had the agent send the same batch again, to be refused again
+    c, _ = _client(max_body=1000)
+    for path in ("/refuse?n=5000", "/refuse?n=5000&chunked=1", "/refuse?n=1000"):
+        r = c.request("POST", path, body=b"x")
+        assert r.status == 413 and _is_pattern(r.body, 1000), path
+    assert c.connections == 3  # the rest of a page cut short is not read: its connection is closed
+    assert c.request("GET", "/").body == b"hello" and c.connections == 3  # a whole one keeps it
+    c.close()
+
+
 def test_head_204_304_have_no_body_and_1xx_is_skipped():
     c, _ = _client()
     r = c.request("HEAD", "/size?n=4000")

@@ -321,23 +321,31 @@ class HTTPClient:
         if sink is not None:
             self._body(length, sink)
             body = None
-        elif length is not None and length >= 0:
-            if length > limit:
-                raise self._too_big(limit)
+        elif length is not None and 0 <= length <= limit:
             body = bytearray(length)  # kept as it is: a bytes copy would need the body's size twice
             self._exact(memoryview(body))
         else:
             collected = bytearray()
 
             def collect(piece):
-                if len(collected) + len(piece) > limit:
-                    raise self._too_big(limit)
                 if MICROPYTHON:
                     # the garbage of reading (line and slice objects) freed first, so that the body can
                     # grow in place: moving it needs its old and new size at once, in one piece each
                     gc.collect()
+                room = limit - len(collected)
+                if len(piece) > room:
+                    collected.extend(piece[:room])
+                    raise self._too_big(limit)
                 collected.extend(piece)
-            self._body(length, collect)
+            try:
+                self._body(length, collect)
+            except ProtocolError:
+                # An error answer over the limit (a proxy's HTML page for its 413 or 502) is cut there,
+                # and the rest is not read: its status is the verdict (a 413 splits the batch); a
+                # ProtocolError would have the batch sent again unchanged, and refused again.
+                if status < 300 or len(collected) < limit:
+                    raise
+                keep = False
             body = collected
         if not keep or self._rpos != self._rend:  # closing, or more bytes than the response declared
             self.close()
