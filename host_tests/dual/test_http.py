@@ -145,6 +145,14 @@ def test_a_408_is_resent_only_from_a_reused_connection():
     assert "408" in str(e) and (c.connections, c.requests) == (3, 5) and f.streams[2].closed
 
 
+def test_a_content_length_that_is_not_a_plain_number_is_a_protocol_error():
+    # "²" is a digit to CPython's str.isdigit, not to int(): a ValueError came out of request()
+    for value in (b"\xc2\xb2", b"-2", b"+2", b"2, 2", b"0x2", b""):
+        f = Factory(b"HTTP/1.1 200 OK\r\nContent-Length: " + value + b"\r\n\r\nok")
+        e = dualtest.raises(ProtocolError, HTTPClient(f.connect, "h").request, "GET", "/")
+        assert "bad Content-Length" in str(e) and f.streams[0].closed
+
+
 def test_response_repr_and_json():
     r = Response(200, "OK", {"content-type": "application/json"}, b'{"access_token":"eyJsecret"}')
     assert r.json()["access_token"] == "eyJsecret"

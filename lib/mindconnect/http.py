@@ -314,7 +314,7 @@ class HTTPClient:
         elif length is None:  # the body ends with the connection
             length = -1
             keep = False
-        elif length.isdigit():
+        elif length.encode().isdigit():  # ASCII digits only: CPython's str.isdigit takes "²", int() not
             length = int(length)
         else:
             raise ProtocolError(msg(_W, 8) % self._where)
