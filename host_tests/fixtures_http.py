@@ -285,6 +285,13 @@ class ScriptedServer(Listener):
             self._send(sock, "200 OK", ids + [("Transfer-Encoding", "chunked")], b"".join(out), length=False)
         elif path == "/status":
             self._send(sock, "%s Whatever" % q["code"], ids, length=False)
+        elif path == "/refuse":  # a 413 with a big page (a proxy's), n bytes, chunked if asked
+            body = pattern(n)
+            if q.get("chunked"):
+                body = b"%x\r\n" % n + body + b"\r\n0\r\n\r\n"
+                self._send(sock, "413 Too Large", ids + [("Transfer-Encoding", "chunked")], body, length=False)
+            else:
+                self._send(sock, "413 Too Large", ids, body)
         elif path == "/continue":
             sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\nX-A: 1\r\n\r\n")
             self._send(sock, "201 Created", ids, b"made")
@@ -320,6 +327,14 @@ class ScriptedServer(Listener):
             self._send(sock, "200 OK", ids + [("Content-Length", "1000000")], pattern(20000), length=False)
             self.stats.snapshot({"reset_go": int(q["go"])})
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return False
+        elif path == "/stale-408":  # answers; once counter stale_go reaches go, a 408 for the idle
+            # connection (as Node.js servers send), counted in stale_sent; closes when the next request came
+            self._send(sock, "200 OK", ids, b"fresh")
+            self.stats.snapshot({"stale_go": int(q["go"])})
+            sock.sendall(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+            self.stats.add("stale_sent")
+            conn.readline()
             return False
         elif path == "/hangup":  # reads the request and closes without a word
             return False

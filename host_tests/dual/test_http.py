@@ -133,6 +133,26 @@ def test_eof_on_a_fresh_connection_is_not_resent():
     assert "before answering" in str(e) and (c.connections, c.requests) == (1, 1)
 
 
+def test_a_408_is_resent_only_from_a_reused_connection():
+    stale = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    f = Factory(stale, OK + stale, OK + stale, OK, step=len(OK))  # step: the 408 is not read with the OK
+    c = HTTPClient(f.connect, "h")
+    assert c.request("GET", "/").status == 408 and (c.connections, c.requests) == (1, 1)  # a fresh one's
+    assert c.request("GET", "/").body == b"ok" and c.request("GET", "/").body == b"ok"  # then a resend
+    assert (c.connections, c.requests) == (3, 4)
+    # a request that must not go twice as it is (a signed assertion): ConnectionClosed, as for a close
+    e = dualtest.raises(ConnectionClosed, c.request, "POST", "/", body=b"x", resend=False)
+    assert "408" in str(e) and (c.connections, c.requests) == (3, 5) and f.streams[2].closed
+
+
+def test_a_content_length_that_is_not_a_plain_number_is_a_protocol_error():
+    # "²" is a digit to CPython's str.isdigit, not to int(): a ValueError came out of request()
+    for value in (b"\xc2\xb2", b"-2", b"+2", b"2, 2", b"0x2", b""):
+        f = Factory(b"HTTP/1.1 200 OK\r\nContent-Length: " + value + b"\r\n\r\nok")
+        e = dualtest.raises(ProtocolError, HTTPClient(f.connect, "h").request, "GET", "/")
+        assert "bad Content-Length" in str(e) and f.streams[0].closed
+
+
 def test_response_repr_and_json():
     r = Response(200, "OK", {"content-type": "application/json"}, b'{"access_token":"eyJsecret"}')
     assert r.json()["access_token"] == "eyJsecret"

@@ -97,6 +97,23 @@ def test_no_resend_on_a_fresh_connection_and_only_one_on_a_reused_one():
     assert (c.connections, c.requests) == (3, 4)  # sent on the reused connection, resent once, then the error
 
 
+def test_a_408_on_the_idle_connection_is_sent_again_on_a_new_one():
+    # the server timed the kept-alive connection out with a 408 before the next request came: that 408
+    # is not the answer to it (the server closes the connection only once the request arrived here,
+    # so the client reads the 408 and not a closed connection)
+    c, t = _client()
+    admin = HTTPClient(Transport(tls=False).connect, "127.0.0.1", int(dualtest.env("HTTP_PORT")))
+    go = admin.request("GET", "/_stats").json().get("stale_go", 0) + 1
+    assert c.request("GET", "/stale-408?go=%d" % go).body == b"fresh"
+    admin.request("GET", "/_poke?name=stale_go")
+    assert admin.request("GET", "/_stats?stale_sent=%d" % go).json()["stale_sent"] >= go
+    admin.close()
+    r = c.request("GET", "/")
+    assert (r.status, r.body, r.headers.get("x-req")) == (200, b"hello", "1")
+    assert (c.connections, c.requests, t.handshakes) == (2, 3, 2)  # one request went out twice
+    c.close()
+
+
 def test_connection_close_from_the_server():
     c, _ = _client()
     r1 = c.request("GET", "/close")
@@ -152,6 +169,18 @@ def test_body_over_max_body_is_refused():
         assert "4096" in str(e) and "max_body" in str(e)
     assert _is_pattern(c.request("GET", "/size?n=5000", max_body=5000).body, 5000)
     assert _is_pattern(c.request("GET", "/size?n=4096").body, 4096)
+    c.close()
+
+
+def test_an_error_answer_over_max_body_is_cut_not_refused():
+    # a proxy's 413 with a big HTML page: its status is the verdict (the agent splits the batch); a
+    # ProtocolError had the agent send the same batch again, to be refused again
+    c, _ = _client(max_body=1000)
+    for path in ("/refuse?n=5000", "/refuse?n=5000&chunked=1", "/refuse?n=1000"):
+        r = c.request("POST", path, body=b"x")
+        assert r.status == 413 and _is_pattern(r.body, 1000), path
+    assert c.connections == 3  # the rest of a page cut short is not read: its connection is closed
+    assert c.request("GET", "/").body == b"hello" and c.connections == 3  # a whole one keeps it
     c.close()
 
 

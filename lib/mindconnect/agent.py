@@ -405,9 +405,16 @@ class Agent:
             taken = []
             for s in sources:
                 if room > s.framing and not (alone and batch_items):
-                    b = s.source.batch(room - s.framing)
+                    try:
+                        b = s.source.batch(room - s.framing)
+                    except ConfigError:  # readings staged from an iterable do not fit the room left
+                        if not batch_items:
+                            raise
+                        continue
                     if b is not None and b.count:  # a spool says None when empty
                         it = s.make(b)
+                        if batch_items and it.wire_length() > room:
+                            continue  # a spool's batch has one record at least: it starts the next request
                         room -= it.wire_length()
                         batch_items.append(it)
                         taken.append((s, b))

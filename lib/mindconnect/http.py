@@ -61,7 +61,8 @@ _W = ("the response body went to a sink: there is nothing to parse\n"  # 0
       "chunk-size line\n"  # 25
       "chunk end\n"
       "in the chunked trailer\n"
-      "trailer line")
+      "trailer line\n"
+      "with 408 Request Timeout (an idle keep-alive connection)")
 
 
 class Response:
@@ -148,7 +149,15 @@ class HTTPClient:
         limit = self.max_body if max_body is None else max_body
         reused = self._stream is not None
         try:
-            return self._exchange(method, path, headers, head, body, sink, limit)
+            r = self._exchange(method, path, headers, head, body, sink, limit)
+            if r.status != 408 or not reused:
+                return r
+            # 408 on a kept-alive connection: the server timed the idle connection out and said so
+            # before closing it (Node.js servers do), and that answer was read as this request's. The
+            # request was not taken: like a close before any answer byte.
+            self.close()
+            self._answered = False
+            raise ConnectionClosed(msg(_W, 18) % (self._where, msg(_W, 29)))
         except ConnectionClosed:
             if not reused or self._answered or not resend:
                 raise
@@ -305,30 +314,38 @@ class HTTPClient:
         elif length is None:  # the body ends with the connection
             length = -1
             keep = False
-        elif length.isdigit():
+        elif length.encode().isdigit():  # ASCII digits only: CPython's str.isdigit takes "²", int() not
             length = int(length)
         else:
             raise ProtocolError(msg(_W, 8) % self._where)
         if sink is not None:
             self._body(length, sink)
             body = None
-        elif length is not None and length >= 0:
-            if length > limit:
-                raise self._too_big(limit)
+        elif length is not None and 0 <= length <= limit:
             body = bytearray(length)  # kept as it is: a bytes copy would need the body's size twice
             self._exact(memoryview(body))
         else:
             collected = bytearray()
 
             def collect(piece):
-                if len(collected) + len(piece) > limit:
-                    raise self._too_big(limit)
                 if MICROPYTHON:
                     # the garbage of reading (line and slice objects) freed first, so that the body can
                     # grow in place: moving it needs its old and new size at once, in one piece each
                     gc.collect()
+                room = limit - len(collected)
+                if len(piece) > room:
+                    collected.extend(piece[:room])
+                    raise self._too_big(limit)
                 collected.extend(piece)
-            self._body(length, collect)
+            try:
+                self._body(length, collect)
+            except ProtocolError:
+                # An error answer over the limit (a proxy's HTML page for its 413 or 502) is cut there,
+                # and the rest is not read: its status is the verdict (a 413 splits the batch); a
+                # ProtocolError would have the batch sent again unchanged, and refused again.
+                if status < 300 or len(collected) < limit:
+                    raise
+                keep = False
             body = collected
         if not keep or self._rpos != self._rend:  # closing, or more bytes than the response declared
             self.close()

@@ -153,9 +153,9 @@ class ReadingStage:
                     self.aside.add("reading", e.message, reading_text(reading[0], reading[1]))
                     continue
                 if size + len(rec) + (1 if count else 0) + 2 > max_bytes:
+                    self._held = reading  # for the next batch, which may have more room
                     if not count:
                         raise ConfigError("one reading (%d bytes) does not fit in %d bytes" % (len(rec), max_bytes))
-                    self._held = reading
                     break
                 if count:
                     f.write(b",")
