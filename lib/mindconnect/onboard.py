@@ -5,6 +5,7 @@ SHARED_SECRET agents register with `{}`; RSA_3072 agents register the public par
 provisioning put on flash (rsa.RSA_KEY) as a JWKS.
 """
 
+import gc
 import json
 import os
 
@@ -107,11 +108,12 @@ def onboard(agent):
         bs = os.statvfs(store.folder)[0]  # files take whole blocks (littlefs) or clusters (FAT)
     except (AttributeError, OSError):
         bs = 4096
-    z = bytes(512)
     try:
         with open(store.folder + "/onboard.room", "wb") as f:
-            for _ in range(max(bs, 2048) // 256):  # two files (current, mirror) of up to 2 KB or a block each
-                f.write(z)
+            # zeros up to two files (current, mirror) of up to 2 KB or a block each: littlefs and FAT
+            # have no sparse files, they write them out (and a RAM buffer of them is not needed)
+            f.seek(2 * max(bs, 2048) - 1)
+            f.write(b"\0")
             fsync_file(f)
     except OSError as e:
         store.remove("onboard.room")
@@ -119,7 +121,7 @@ def onboard(agent):
                                "onboarding key was not sent and is tried again later" % e)
         err.retryable = True  # exchange() backs off; the app tries at its next upload
         raise err from None
-    z = None
+    gc.collect()  # the file's garbage, before the answer and the identity that outlive onboarding
     try:
         r = agent._call("POST", "/api/agentmanagement/v3/register",
                         {"Authorization": "Bearer " + content["iat"], "Content-Type": "application/json"}, body)
