@@ -7,7 +7,7 @@ import json
 
 import dualtest
 from mindconnect import agent as agentmod
-from mindconnect import errors, items
+from mindconnect import credentials, errors, items
 from mindconnect.errors import Rejected
 from mindconnect.http import HTTPClient
 from mindconnect.transport import Transport
@@ -179,19 +179,42 @@ def test_a_token_request_whose_new_connection_closes_costs_one_handshake():
     a.close()
 
 
+class _CutShort:
+    """A file whose first write is cut short by ENOSPC, as on a full flash."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+    def write(self, b):
+        self.f.write(b"{")  # what a write cut short leaves
+        raise OSError(28)
+
+
+def cut_short(module, suffix):
+    """module's open() gives files ending with suffix whose writes fail; `del module.open` undoes it."""
+    def cut(path, mode="r"):
+        f = open(path, mode)
+        return _CutShort(f) if path.endswith(suffix) else f
+    module.open = cut
+
+
 def test_a_token_a_full_flash_cannot_take_still_serves_the_exchange():
     """A full flash refusing the token file (the spools may take all of it) failed every upload, so the
     readings that filled the flash were never sent: the token now serves from RAM."""
     a, _, cid = new_agent()
     warned = []
     a.log = warned.append
-
-    def full(*args):
-        with open(a.store.folder + "/token.tmp", "wb") as f:
-            f.write(b"{")  # what a write cut short by ENOSPC leaves
-        raise OSError(28)
-    a.store.save_token = full
-    a.sync_model(items.DataModel(DESC))  # onboarding, then the first token: not saved
+    cut_short(credentials, "token.tmp")  # the store's own write path, down to the file
+    try:
+        a.sync_model(items.DataModel(DESC))  # onboarding, then the first token: not saved
+    finally:
+        del credentials.open
     rep = a.exchange(timeseries=readings(5))
     a.close()
     assert [o.status for o in rep.outcomes] == [agentmod.SENT] and rep.count(agentmod.SENT) == 5

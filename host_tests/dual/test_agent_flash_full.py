@@ -7,12 +7,12 @@
 import json
 import os
 
-from test_agent_e2e import DESC, admin, readings, rows_stored
+from test_agent_e2e import DESC, admin, cut_short, readings, rows_stored
 from test_spool_flash_full import _fill, littlefs, unmount
 
 import dualtest
 from mindconnect import agent as agentmod
-from mindconnect import items
+from mindconnect import credentials, items
 from mindconnect.errors import MindConnectError, OnboardingRequired
 from mindconnect.transport import Transport
 
@@ -115,16 +115,11 @@ def test_a_data_model_record_the_full_flash_refuses_does_not_stop_the_exchange()
     a, cid, _ = new_agent(dualtest.tmpdir() + "/store")
     warned = []
     a.log = warned.append
-    write = a.store.write
-
-    def full(name, doc, parts=None):
-        if name != "model":
-            return write(name, doc, parts)
-        with open(a.store.folder + "/model.tmp", "wb") as f:
-            f.write(b"{")  # what a write cut short by ENOSPC leaves
-        raise OSError(28)
-    a.store.write = full
-    assert a.sync_model(items.DataModel(DESC))
+    cut_short(credentials, "model.tmp")  # the store's own write path, down to the file
+    try:
+        assert a.sync_model(items.DataModel(DESC))
+    finally:
+        del credentials.open
     rep = a.exchange(timeseries=readings(5))
     a.close()
     assert [o.status for o in rep.outcomes] == [agentmod.SENT] and rep.count(agentmod.SENT) == 5

@@ -136,13 +136,20 @@ class CredentialStore:
         path = self._path(name)
         tmp = path + ".tmp"
         h = hashlib.sha256()
-        with open(tmp, "wb") as f:
-            for p in parts:
-                f.write(p)
-                h.update(p)
-            f.write(b"\n")
-            f.write(binascii.hexlify(h.digest()))
-            fsync_file(f)
+        try:
+            with open(tmp, "wb") as f:
+                for p in parts:
+                    f.write(p)
+                    h.update(p)
+                f.write(b"\n")
+                f.write(binascii.hexlify(h.digest()))
+                fsync_file(f)
+        except OSError:
+            try:  # a full flash: what the temp file took goes back to the spools
+                os.remove(tmp)
+            except OSError:
+                pass
+            raise
         os.rename(tmp, path)
         fsync_dir(self.folder)
 

@@ -84,7 +84,6 @@ def sync_model(agent, model, mappings, via_exchange):
     except OSError as e:
         # a full flash (the spools may take it all): the exchange that frees it must not wait for this
         # record (the app syncs the model before it exchanges); without it the hub is asked again
-        store.remove(credentials.MODEL + ".tmp")
         agent._warn("data model record not saved (%s): the hub is asked again next time" % e)
     return sent
 

@@ -137,7 +137,6 @@ def request_token(agent, ident):
     except OSError as e:
         # a full flash (the spools may take it all): the token serves from RAM, and the exchange that
         # frees the flash goes on; the next power-on asks for a token again
-        agent.store.remove(credentials.TOKEN + ".tmp")
         agent._warn(msg(_W, 9) % e)
     return got
 
