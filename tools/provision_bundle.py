@@ -26,8 +26,6 @@ NOT_ON_BOARD = ("firmware/manifest.py",)
 CONFIG_FILE = "config.json"
 SECRETS_FILE = "secrets.json"
 DEFAULT_CA_FILE = "ca.der"
-# Provisioning is stricter than the board's own check here: a shorter watchdog resets the node in
-# work it cannot feed it through (the board takes 1000 ms and more)
 ESP32_NO_PULL_UP = range(34, 40)  # input-only pins: no internal pull-up for the safe pin's idle level
 NEW_KEY_HINT = "get a new onboarding key from Insights Hub > Agent > Onboard"
 
