@@ -180,3 +180,47 @@ def test_node_event_management_and_iot_file_calls(mockhub, agent):
     name = "a" * 32 + "/logs/a.txt"
     assert [(f.name, f.size, f.source) for f in mockhub.files(agent.id)] == [(name, 2, "iotfile")] * 2
     assert [e["_source"] for e in mockhub.events(agent.id)] == ["eventmanagement"]
+
+
+def test_node_chunked_iot_file_upload(mockhub, agent):
+    # N's multi-part mode: ?upload=start with an empty body, ?part=n up to 3 at a time (here on three
+    # connections at once, arriving in any order), the last chunk on ?upload=complete; ?upload=abort on error
+    import threading
+    import time
+
+    from fixtures_mockhub import HubClient
+    headers = {"Content-Type": "application/octet-stream", "description": "d", "type": "application/zip",
+               "timestamp": "2026-11-25T06:00:00.000Z"}
+    path = "/api/iotfile/v3/files/%s/big/a.zip" % agent.id
+    chunks = [bytes([n]) * (1000 + n) for n in range(1, 5)]
+
+    def put(client, query, body):
+        return client.request("PUT", path + query, body, headers, token=agent.token)
+
+    assert put(agent.client, "?upload=start", b"")[0] in (200, 201)
+    clients = [HubClient(mockhub) for _ in range(3)]
+    results = {}
+    threads = [threading.Thread(target=lambda n, c: results.__setitem__(n, put(c, "?part=%d" % n, chunks[n - 1])),
+                                args=(n, clients[3 - n])) for n in (3, 1, 2)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    assert sorted(results) == [1, 2, 3] and all(200 <= r[0] < 300 for r in results.values()), results
+    assert mockhub.files(agent.id) == []  # nothing is a file before the upload completes
+    status, h, _ = put(agent.client, "?upload=complete", chunks[3])
+    assert status == 201 and h["etag"] == "1"
+    f = mockhub.files(agent.id)[0]
+    assert (f.name, f.size, f.file_type, f.source) == (agent.id + "/big/a.zip", sum(map(len, chunks)),
+                                                       "application/zip", "iotfile")
+    with open(f.path, "rb") as fh:
+        assert fh.read() == b"".join(chunks)
+    # an aborted upload leaves the file as it was; a part without a started upload is refused
+    assert put(agent.client, "?upload=start", b"")[0] in (200, 201)
+    assert 200 <= put(agent.client, "?part=1", b"x" * 10)[0] < 300
+    assert 200 <= put(agent.client, "?upload=abort", b"")[0] < 300
+    assert put(agent.client, "?part=2", b"y")[0] == 400
+    assert len(mockhub.files(agent.id)) == 1
+    for c in clients:
+        c.close()
