@@ -224,3 +224,37 @@ def test_node_chunked_iot_file_upload(mockhub, agent):
     assert len(mockhub.files(agent.id)) == 1
     for c in clients:
         c.close()
+
+
+def test_mcl_data_lake_upload_through_a_signed_url(mockhub, agent):
+    # M's data lake extension: generateUploadObjectUrls (201) names a signed URL per path; the object is
+    # then PUT there with x-ms-blob-type: BlockBlob and no Authorization, streamed (here chunked)
+    import http.client
+    import urllib.parse
+
+    from fixtures_mockhub import tls_context
+    path = agent.id + "/logs/day-1.csv"
+    status, doc = agent.client.json("POST", "/api/datalake/v3/generateUploadObjectUrls", {"paths": [{"path": path}]},
+                                    token=agent.token)
+    assert status == 201 and [u["path"] for u in doc["objectUrls"]] == [path], doc
+    url = urllib.parse.urlsplit(doc["objectUrls"][0]["signedUrl"])
+    assert (url.scheme, url.hostname, url.port) == ("https", "localhost", mockhub.port)
+    content = b"t,v\n" + b"1,2\n" * 5000
+    mockhub.max_body = 4096  # the exchange limit: an object in Blob storage may be bigger
+    conn = http.client.HTTPSConnection("localhost", mockhub.port, context=tls_context(mockhub), timeout=30)
+    conn.request("PUT", url.path + "?" + url.query, body=iter([content[:7000], content[7000:]]), encode_chunked=True,
+                 headers={"x-ms-blob-type": "BlockBlob", "Content-Type": "application/octet-stream"})
+    r = conn.getresponse()
+    assert r.status in (200, 201) and r.read() == b""
+    f = mockhub.files(agent.id)[-1]
+    assert (f.name, f.size, f.source, f.sha256) == (path, len(content), "datalake", hashlib.sha256(content).hexdigest())
+    # the signature binds the URL to its path: another path, or no signature, is refused
+    for target in (url.path.replace("day-1", "day-2") + "?" + url.query, url.path):
+        conn.request("PUT", target, body=b"x", headers={"x-ms-blob-type": "BlockBlob"})
+        r = conn.getresponse()
+        assert r.status == 403, (target, r.status, r.read())
+        r.read()
+    assert len(mockhub.files(agent.id)) == 1
+    assert agent.client.json("POST", "/api/datalake/v3/generateUploadObjectUrls", {"paths": []},
+                             token=agent.token)[0] == 400
+    conn.close()

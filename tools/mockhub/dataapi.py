@@ -4,14 +4,18 @@ extra headers); refusals raise HubError.
 """
 
 import hashlib
+import hmac
 import json
 import shutil
+import urllib.parse
 import uuid
 
 from tools.mockhub import multipart, validate
 from tools.mockhub.iam import HubError, iso
 
 EMPTY_DSC = {"configurationId": "", "dataSources": []}
+DATALAKE_PUT = "/mockhub-datalake/"
+DATALAKE_MAX_BYTES = 256 * 1024 * 1024
 
 
 def _json(req):
@@ -407,3 +411,36 @@ def iotfile_put(hub, req, agent, entity_id, path):
     if upload is not None or part is not None:
         return _iotfile_multipart(hub, req, agent, name, upload, part)
     return _iotfile_store(hub, req, agent, name, req.body, req.header("type"), req.header("timestamp"))
+
+
+def _datalake_sig(hub, client_id, path):
+    return hmac.new(hub.url_key, (client_id + "\n" + path).encode(), hashlib.sha256).hexdigest()
+
+
+def datalake_urls(hub, req, agent):
+    """MCL's data lake: one signed upload URL per path (201), pointing back at the mock."""
+    doc = _json(req)
+    paths = doc.get("paths") if isinstance(doc, dict) else None
+    if not isinstance(paths, list) or not paths or not all(
+            isinstance(p, dict) and isinstance(p.get("path"), str) and p["path"] for p in paths):
+        raise HubError(400, 'body must be {"paths":[{"path":"<client id>/<name>"}, ...]}')
+    cid = agent["client_id"]
+    urls = [{"path": p["path"], "signedUrl": "%s%s%s?%s" % (
+        hub.base_url, DATALAKE_PUT, urllib.parse.quote(p["path"]),
+        urllib.parse.urlencode({"client": cid, "sig": _datalake_sig(hub, cid, p["path"])}))} for p in paths]
+    return 201, {"objectUrls": urls}, []
+
+
+def datalake_put(hub, req, agent, quoted_path):
+    """The PUT to a signed URL (as to Azure Blob: x-ms-blob-type: BlockBlob); 403 for a bad signature."""
+    path = urllib.parse.unquote(quoted_path)
+    cid = req.query.get("client", [""])[0]
+    sig = req.query.get("sig", [""])[0]
+    if not cid or hub.store.agent(cid) is None or not hmac.compare_digest(sig, _datalake_sig(hub, cid, path)):
+        raise HubError(403, "signature of the upload URL does not match: ask generateUploadObjectUrls again")
+    sha = hashlib.sha256(req.body).hexdigest()
+    fpath = hub.store.write_file(cid, sha, req.body)
+    hub.store.execute("INSERT INTO files (client_id, exchange_id, name, size, sha256, file_type, creation_date, "
+                      "source, path) VALUES (?,?,?,?,?,?,?,?,?)",
+                      (cid, None, path, len(req.body), sha, req.header("content-type"), None, "datalake", fpath))
+    return 201, b"", []
