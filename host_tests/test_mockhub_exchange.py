@@ -258,3 +258,24 @@ def test_mcl_data_lake_upload_through_a_signed_url(mockhub, agent):
     assert agent.client.json("POST", "/api/datalake/v3/generateUploadObjectUrls", {"paths": []},
                              token=agent.token)[0] == 400
     conn.close()
+
+
+def test_unquoted_numeric_values_are_a_setting(mockhub, agent):
+    # PROTOCOL.md Part B §5 (a warning sign: keep it configurable): N's types allow a numeric value, sent
+    # unquoted. Dropped by default like every value that is not a JSON string; accepted when so set,
+    # still judged against the point's type
+    payload = json.dumps([{"timestamp": "2026-11-25T06:02:51.272Z", "values": [
+        {"dataPointId": "temp", "value": 20.5, "qualityCode": "0"}, {"dataPointId": "hum", "value": 40,
+                                                                     "qualityCode": "0"},
+        {"dataPointId": "hum", "value": 40.5, "qualityCode": "0"}, {"dataPointId": "on", "value": True,
+                                                                    "qualityCode": "0"}]}]).encode()
+    body = exchange_body([(meta("standardTimeSeries", details={"configurationId": "cfg-1"}), "application/json",
+                           payload)])
+    assert agent.exchange(body, B)[0] == 200
+    assert mockhub.timeseries(agent.id) == [] and len(mockhub.dropped(agent.id)) == 4
+    mockhub.numeric_values = "accept"
+    assert agent.exchange(body, B)[0] == 200
+    assert mockhub.timeseries(agent.id) == [("2026-11-25T06:02:51.272Z", "temp", "20.5", "0"),
+                                            ("2026-11-25T06:02:51.272Z", "hum", "40", "0")]
+    assert [d["reason"] for d in mockhub.dropped(agent.id)[4:]] == ["value '40.5' is not an integer (INT)",
+                                                                    "value must be a JSON string, got bool"]

@@ -167,7 +167,7 @@ def _payload_json(item, where):
         raise HubError(400, "%s: payload is not JSON (%s)" % (where, e)) from None
 
 
-def _plan_item(plan, item, dsc):
+def _plan_item(plan, item, dsc, numeric):
     """Judge one item; returns the DSC in force after it."""
     where = "item %d" % item.index
     try:
@@ -186,7 +186,7 @@ def _plan_item(plan, item, dsc):
             drop("item", "unknown configurationId %r (the agent's is %r)"
                  % (details["configurationId"], (dsc or {}).get("configurationId")))
             return dsc
-        rows, dropped = validate.timeseries(payload, dsc)
+        rows, dropped = validate.timeseries(payload, dsc, numeric)
         plan.rows += rows
         for loc, why in dropped:
             drop(loc, why)
@@ -224,7 +224,7 @@ def exchange(hub, req, agent):
     plan = _Plan()
     dsc = agent["dsc"]
     for item in items:
-        dsc = _plan_item(plan, item, dsc)
+        dsc = _plan_item(plan, item, dsc, hub.numeric_values == "accept")
     if plan.dropped and hub.strict:
         raise HubError(400, "strict mode: " + "; ".join("item %d %s: %s" % (i, loc, why)
                                                          for i, _, loc, why in plan.dropped[:20]))

@@ -27,19 +27,23 @@ log = logging.getLogger("mockhub")
 MAX_EXCHANGE_BYTES = 10 * 1024 * 1024
 DEFAULT_SECRET_LIFETIME_S = 7 * 86400
 DEFAULT_TOKEN_LIFETIME_S = 3600
+NUMERIC_VALUES = ("drop", "accept")
 
 File = collections.namedtuple("File", "name size sha256 file_type creation_date source path")
 
 
 class MockHub:
     def __init__(self, state_dir, clock=None, strict=False, port=0, admin_port=0, tenant="mocktenant",
-                 max_body=MAX_EXCHANGE_BYTES, previous_secret_valid="until_new_used"):
+                 max_body=MAX_EXCHANGE_BYTES, previous_secret_valid="until_new_used", numeric_values="drop"):
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._base_clock = clock or time.time
         self._frozen = None
         self._skew = 0
         self.strict = strict
+        if numeric_values not in NUMERIC_VALUES:
+            raise ValueError("numeric_values must be one of %s" % ", ".join(NUMERIC_VALUES))
+        self.numeric_values = numeric_values  # a time series value sent as a JSON number: dropped or taken
         self.tenant = tenant
         self.max_body = max_body
         self.previous_secret_valid = previous_secret_valid
