@@ -180,3 +180,102 @@ def test_node_event_management_and_iot_file_calls(mockhub, agent):
     name = "a" * 32 + "/logs/a.txt"
     assert [(f.name, f.size, f.source) for f in mockhub.files(agent.id)] == [(name, 2, "iotfile")] * 2
     assert [e["_source"] for e in mockhub.events(agent.id)] == ["eventmanagement"]
+
+
+def test_node_chunked_iot_file_upload(mockhub, agent):
+    # N's multi-part mode: ?upload=start with an empty body, ?part=n up to 3 at a time (here on three
+    # connections at once, arriving in any order), the last chunk on ?upload=complete; ?upload=abort on error
+    import threading
+    import time
+
+    from fixtures_mockhub import HubClient
+    headers = {"Content-Type": "application/octet-stream", "description": "d", "type": "application/zip",
+               "timestamp": "2026-11-25T06:00:00.000Z"}
+    path = "/api/iotfile/v3/files/%s/big/a.zip" % agent.id
+    chunks = [bytes([n]) * (1000 + n) for n in range(1, 5)]
+
+    def put(client, query, body):
+        return client.request("PUT", path + query, body, headers, token=agent.token)
+
+    assert put(agent.client, "?upload=start", b"")[0] in (200, 201)
+    clients = [HubClient(mockhub) for _ in range(3)]
+    results = {}
+    threads = [threading.Thread(target=lambda n, c: results.__setitem__(n, put(c, "?part=%d" % n, chunks[n - 1])),
+                                args=(n, clients[3 - n])) for n in (3, 1, 2)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    assert sorted(results) == [1, 2, 3] and all(200 <= r[0] < 300 for r in results.values()), results
+    assert mockhub.files(agent.id) == []  # nothing is a file before the upload completes
+    status, h, _ = put(agent.client, "?upload=complete", chunks[3])
+    assert status == 201 and h["etag"] == "1"
+    f = mockhub.files(agent.id)[0]
+    assert (f.name, f.size, f.file_type, f.source) == (agent.id + "/big/a.zip", sum(map(len, chunks)),
+                                                       "application/zip", "iotfile")
+    with open(f.path, "rb") as fh:
+        assert fh.read() == b"".join(chunks)
+    # an aborted upload leaves the file as it was; a part without a started upload is refused
+    assert put(agent.client, "?upload=start", b"")[0] in (200, 201)
+    assert 200 <= put(agent.client, "?part=1", b"x" * 10)[0] < 300
+    assert 200 <= put(agent.client, "?upload=abort", b"")[0] < 300
+    assert put(agent.client, "?part=2", b"y")[0] == 400
+    assert len(mockhub.files(agent.id)) == 1
+    for c in clients:
+        c.close()
+
+
+def test_mcl_data_lake_upload_through_a_signed_url(mockhub, agent):
+    # M's data lake extension: generateUploadObjectUrls (201) names a signed URL per path; the object is
+    # then PUT there with x-ms-blob-type: BlockBlob and no Authorization, streamed (here chunked)
+    import http.client
+    import urllib.parse
+
+    from fixtures_mockhub import tls_context
+    path = agent.id + "/logs/day-1.csv"
+    status, doc = agent.client.json("POST", "/api/datalake/v3/generateUploadObjectUrls", {"paths": [{"path": path}]},
+                                    token=agent.token)
+    assert status == 201 and [u["path"] for u in doc["objectUrls"]] == [path], doc
+    url = urllib.parse.urlsplit(doc["objectUrls"][0]["signedUrl"])
+    assert (url.scheme, url.hostname, url.port) == ("https", "localhost", mockhub.port)
+    content = b"t,v\n" + b"1,2\n" * 5000
+    mockhub.max_body = 4096  # the exchange limit: an object in Blob storage may be bigger
+    conn = http.client.HTTPSConnection("localhost", mockhub.port, context=tls_context(mockhub), timeout=30)
+    conn.request("PUT", url.path + "?" + url.query, body=iter([content[:7000], content[7000:]]), encode_chunked=True,
+                 headers={"x-ms-blob-type": "BlockBlob", "Content-Type": "application/octet-stream"})
+    r = conn.getresponse()
+    assert r.status in (200, 201) and r.read() == b""
+    f = mockhub.files(agent.id)[-1]
+    assert (f.name, f.size, f.source, f.sha256) == (path, len(content), "datalake", hashlib.sha256(content).hexdigest())
+    # the signature binds the URL to its path: another path, or no signature, is refused
+    for target in (url.path.replace("day-1", "day-2") + "?" + url.query, url.path):
+        conn.request("PUT", target, body=b"x", headers={"x-ms-blob-type": "BlockBlob"})
+        r = conn.getresponse()
+        assert r.status == 403, (target, r.status, r.read())
+        r.read()
+    assert len(mockhub.files(agent.id)) == 1
+    assert agent.client.json("POST", "/api/datalake/v3/generateUploadObjectUrls", {"paths": []},
+                             token=agent.token)[0] == 400
+    conn.close()
+
+
+def test_unquoted_numeric_values_are_a_setting(mockhub, agent):
+    # PROTOCOL.md Part B §5 (a warning sign: keep it configurable): N's types allow a numeric value, sent
+    # unquoted. Dropped by default like every value that is not a JSON string; accepted when so set,
+    # still judged against the point's type
+    payload = json.dumps([{"timestamp": "2026-11-25T06:02:51.272Z", "values": [
+        {"dataPointId": "temp", "value": 20.5, "qualityCode": "0"}, {"dataPointId": "hum", "value": 40,
+                                                                     "qualityCode": "0"},
+        {"dataPointId": "hum", "value": 40.5, "qualityCode": "0"}, {"dataPointId": "on", "value": True,
+                                                                    "qualityCode": "0"}]}]).encode()
+    body = exchange_body([(meta("standardTimeSeries", details={"configurationId": "cfg-1"}), "application/json",
+                           payload)])
+    assert agent.exchange(body, B)[0] == 200
+    assert mockhub.timeseries(agent.id) == [] and len(mockhub.dropped(agent.id)) == 4
+    mockhub.numeric_values = "accept"
+    assert agent.exchange(body, B)[0] == 200
+    assert mockhub.timeseries(agent.id) == [("2026-11-25T06:02:51.272Z", "temp", "20.5", "0"),
+                                            ("2026-11-25T06:02:51.272Z", "hum", "40", "0")]
+    assert [d["reason"] for d in mockhub.dropped(agent.id)[4:]] == ["value '40.5' is not an integer (INT)",
+                                                                    "value must be a JSON string, got bool"]

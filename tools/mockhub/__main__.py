@@ -41,6 +41,9 @@ def _parser():
                    help="largest request body in bytes; bigger ones get 413 (default: %(default)s)")
     s.add_argument("--previous-secret-valid", default="until_new_used", choices=("until_new_used", "never", "always"),
                    help="after a rotation, whether the previous secret still gets tokens (default: %(default)s)")
+    s.add_argument("--numeric-values", default="drop", choices=("drop", "accept"),
+                   help="a time series value sent as a JSON number, not a string: dropped, or taken and judged "
+                        "against the point's type (default: %(default)s)")
     s.add_argument("--quiet", action="store_true", help="log only warnings (default logs one line per request)")
 
     def admin_cmd(name, help_):
@@ -106,7 +109,8 @@ def serve(args):
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(name)s %(message)s")
     hub = MockHub(args.state, strict=args.strict, port=args.port, admin_port=args.admin_port, tenant=args.tenant,
-                  max_body=args.max_body, previous_secret_valid=args.previous_secret_valid).start()
+                  max_body=args.max_body, previous_secret_valid=args.previous_secret_valid,
+                  numeric_values=args.numeric_values).start()
     print("mockhub agent API  %s  (CA: %s, %s)" % (hub.base_url, hub.ca_der_path, hub.ca_pem_path), flush=True)
     print("dashboard + admin  %s/" % hub.admin_url, flush=True)
     print("create an agent:   python -m tools.mockhub create-agent --admin %s" % hub.admin_url, flush=True)

@@ -73,7 +73,8 @@ class AdminApp:
         if path == "/admin/info":
             return _json_response(200, {"base_url": hub.base_url, "admin_url": hub.admin_url,
                                         "ca_der_path": str(hub.ca_der_path), "ca_pem_path": str(hub.ca_pem_path),
-                                        "strict": hub.strict, "tenant": hub.tenant, "now": hub.now()})
+                                        "strict": hub.strict, "numeric_values": hub.numeric_values,
+                                        "tenant": hub.tenant, "now": hub.now()})
         if path == "/admin/agents":
             if method == "GET":
                 return _json_response(200, hub.agents())

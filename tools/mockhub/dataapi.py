@@ -4,13 +4,18 @@ extra headers); refusals raise HubError.
 """
 
 import hashlib
+import hmac
 import json
+import shutil
+import urllib.parse
 import uuid
 
 from tools.mockhub import multipart, validate
 from tools.mockhub.iam import HubError, iso
 
 EMPTY_DSC = {"configurationId": "", "dataSources": []}
+DATALAKE_PUT = "/mockhub-datalake/"
+DATALAKE_MAX_BYTES = 256 * 1024 * 1024
 
 
 def _json(req):
@@ -162,7 +167,7 @@ def _payload_json(item, where):
         raise HubError(400, "%s: payload is not JSON (%s)" % (where, e)) from None
 
 
-def _plan_item(plan, item, dsc):
+def _plan_item(plan, item, dsc, numeric):
     """Judge one item; returns the DSC in force after it."""
     where = "item %d" % item.index
     try:
@@ -181,7 +186,7 @@ def _plan_item(plan, item, dsc):
             drop("item", "unknown configurationId %r (the agent's is %r)"
                  % (details["configurationId"], (dsc or {}).get("configurationId")))
             return dsc
-        rows, dropped = validate.timeseries(payload, dsc)
+        rows, dropped = validate.timeseries(payload, dsc, numeric)
         plan.rows += rows
         for loc, why in dropped:
             drop(loc, why)
@@ -219,7 +224,7 @@ def exchange(hub, req, agent):
     plan = _Plan()
     dsc = agent["dsc"]
     for item in items:
-        dsc = _plan_item(plan, item, dsc)
+        dsc = _plan_item(plan, item, dsc, hub.numeric_values == "accept")
     if plan.dropped and hub.strict:
         raise HubError(400, "strict mode: " + "; ".join("item %d %s: %s" % (i, loc, why)
                                                          for i, _, loc, why in plan.dropped[:20]))
@@ -327,22 +332,115 @@ def event_post(hub, req, agent):
     return 201, out, []
 
 
-def iotfile_put(hub, req, agent, entity_id, path):
-    """Single-shot PUT (201 new, 200 overwrite); ETag grows per path; If-Match must match when sent."""
-    if any(k in req.query for k in ("upload", "part")):
-        raise HubError(501, "chunked IoT File uploads are not supported by the mock: send one PUT")
-    name = entity_id + "/" + path
-    rows = hub.store.query("SELECT COUNT(*) FROM files WHERE client_id=? AND source='iotfile' AND name=?",
-                           (agent["client_id"], name))
-    etag = rows[0][0]
-    if_match = req.header("if-match")
+def _iotfile_etag(hub, agent, name, if_match):
+    """The current ETag of an IoT File path (its number of versions); 412 when If-Match names another."""
+    etag = hub.store.query("SELECT COUNT(*) FROM files WHERE client_id=? AND source='iotfile' AND name=?",
+                           (agent["client_id"], name))[0][0]
     if if_match is not None and if_match.strip('"') != str(etag):
         raise HubError(412, "If-Match %r does not match the file's ETag %d" % (if_match, etag))
-    content = req.body
+    return etag
+
+
+def _iotfile_store(hub, req, agent, name, content, file_type, timestamp):
+    etag = _iotfile_etag(hub, agent, name, req.header("if-match"))
     sha = hashlib.sha256(content).hexdigest()
     fpath = hub.store.write_file(agent["client_id"], sha, content)
     hub.store.execute("INSERT INTO files (client_id, exchange_id, name, size, sha256, file_type, creation_date, "
                       "source, path) VALUES (?,?,?,?,?,?,?,?,?)",
-                      (agent["client_id"], None, name, len(content), sha, req.header("type"),
-                       req.header("timestamp"), "iotfile", fpath))
+                      (agent["client_id"], None, name, len(content), sha, file_type, timestamp, "iotfile", fpath))
     return (201 if etag == 0 else 200), b"", [("ETag", str(etag + 1))]
+
+
+def _upload_dir(hub, agent, name):
+    return hub.store.files_dir / agent["client_id"] / "uploads" / hashlib.sha256(name.encode()).hexdigest()
+
+
+def _iotfile_multipart(hub, req, agent, name, upload, part):
+    """The Node client's multi-part mode: ?upload=start (empty body), ?part=n (any order, some at once),
+    the last chunk on ?upload=complete, ?upload=abort. Parts wait on disk until the upload completes."""
+    d = _upload_dir(hub, agent, name)
+    if upload == "start":
+        if req.body:
+            raise HubError(400, "?upload=start takes an empty body: send the chunks with ?part=n")
+        _iotfile_etag(hub, agent, name, req.header("if-match"))
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+        (d / "meta.json").write_text(json.dumps({"type": req.header("type"), "timestamp": req.header("timestamp")}))
+        return 201, b"", []
+    if not (d / "meta.json").exists():
+        raise HubError(400, "no multi-part upload of %s in progress: begin with ?upload=start" % name)
+    if upload == "abort":
+        shutil.rmtree(d, ignore_errors=True)
+        return 204, b"", []
+    numbers = sorted(int(p.name[5:]) for p in d.glob("part-*") if p.name[5:].isdigit())
+    if part is not None:
+        try:
+            n = int(part)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise HubError(400, "part must be a positive integer, not %r" % part)
+        _write_part(d, n, req.body)
+        return 201, b"", []
+    if upload != "complete":
+        raise HubError(400, "upload must be start, complete or abort, not %r" % upload)
+    if req.body:  # the last chunk comes with the completion
+        numbers.append((numbers[-1] if numbers else 0) + 1)
+        _write_part(d, numbers[-1], req.body)
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise HubError(400, "parts %s were received: a part is missing, the upload stays open" % numbers)
+    content = b"".join((d / ("part-%d" % n)).read_bytes() for n in numbers)
+    meta = json.loads((d / "meta.json").read_text())
+    out = _iotfile_store(hub, req, agent, name, content, req.header("type", meta["type"]),
+                         req.header("timestamp", meta["timestamp"]))
+    shutil.rmtree(d, ignore_errors=True)
+    return out
+
+
+def _write_part(d, n, content):
+    tmp = d / ("part-%d.tmp" % n)
+    tmp.write_bytes(content)
+    tmp.replace(d / ("part-%d" % n))
+
+
+def iotfile_put(hub, req, agent, entity_id, path):
+    """Single PUT (201 new, 200 overwrite) or multi-part upload; ETag grows per path; If-Match must
+    match when sent."""
+    name = entity_id + "/" + path
+    upload, part = req.query.get("upload", [None])[0], req.query.get("part", [None])[0]
+    if upload is not None or part is not None:
+        return _iotfile_multipart(hub, req, agent, name, upload, part)
+    return _iotfile_store(hub, req, agent, name, req.body, req.header("type"), req.header("timestamp"))
+
+
+def _datalake_sig(hub, client_id, path):
+    return hmac.new(hub.url_key, (client_id + "\n" + path).encode(), hashlib.sha256).hexdigest()
+
+
+def datalake_urls(hub, req, agent):
+    """MCL's data lake: one signed upload URL per path (201), pointing back at the mock."""
+    doc = _json(req)
+    paths = doc.get("paths") if isinstance(doc, dict) else None
+    if not isinstance(paths, list) or not paths or not all(
+            isinstance(p, dict) and isinstance(p.get("path"), str) and p["path"] for p in paths):
+        raise HubError(400, 'body must be {"paths":[{"path":"<client id>/<name>"}, ...]}')
+    cid = agent["client_id"]
+    urls = [{"path": p["path"], "signedUrl": "%s%s%s?%s" % (
+        hub.base_url, DATALAKE_PUT, urllib.parse.quote(p["path"]),
+        urllib.parse.urlencode({"client": cid, "sig": _datalake_sig(hub, cid, p["path"])}))} for p in paths]
+    return 201, {"objectUrls": urls}, []
+
+
+def datalake_put(hub, req, agent, quoted_path):
+    """The PUT to a signed URL (as to Azure Blob: x-ms-blob-type: BlockBlob); 403 for a bad signature."""
+    path = urllib.parse.unquote(quoted_path)
+    cid = req.query.get("client", [""])[0]
+    sig = req.query.get("sig", [""])[0]
+    if not cid or hub.store.agent(cid) is None or not hmac.compare_digest(sig, _datalake_sig(hub, cid, path)):
+        raise HubError(403, "signature of the upload URL does not match: ask generateUploadObjectUrls again")
+    sha = hashlib.sha256(req.body).hexdigest()
+    fpath = hub.store.write_file(cid, sha, req.body)
+    hub.store.execute("INSERT INTO files (client_id, exchange_id, name, size, sha256, file_type, creation_date, "
+                      "source, path) VALUES (?,?,?,?,?,?,?,?,?)",
+                      (cid, None, path, len(req.body), sha, req.header("content-type"), None, "datalake", fpath))
+    return 201, b"", []

@@ -10,7 +10,7 @@ import os
 import threading
 
 ENDPOINTS = ("register", "token", "token_key", "rotate", "dsc", "mappings", "exchange", "diagnostics",
-             "events", "files", "tls", "*")
+             "events", "files", "datalake", "tls", "*")
 _GARBAGE_PREFIX = b"HTTX/9.9 ???\x00\xff garbled by mockhub\r\n"
 
 

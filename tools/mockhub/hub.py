@@ -9,6 +9,7 @@ import collections
 import email.utils
 import json
 import logging
+import secrets
 import ssl
 import threading
 import time
@@ -26,24 +27,29 @@ log = logging.getLogger("mockhub")
 MAX_EXCHANGE_BYTES = 10 * 1024 * 1024
 DEFAULT_SECRET_LIFETIME_S = 7 * 86400
 DEFAULT_TOKEN_LIFETIME_S = 3600
+NUMERIC_VALUES = ("drop", "accept")
 
 File = collections.namedtuple("File", "name size sha256 file_type creation_date source path")
 
 
 class MockHub:
     def __init__(self, state_dir, clock=None, strict=False, port=0, admin_port=0, tenant="mocktenant",
-                 max_body=MAX_EXCHANGE_BYTES, previous_secret_valid="until_new_used"):
+                 max_body=MAX_EXCHANGE_BYTES, previous_secret_valid="until_new_used", numeric_values="drop"):
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._base_clock = clock or time.time
         self._frozen = None
         self._skew = 0
         self.strict = strict
+        if numeric_values not in NUMERIC_VALUES:
+            raise ValueError("numeric_values must be one of %s" % ", ".join(NUMERIC_VALUES))
+        self.numeric_values = numeric_values  # a time series value sent as a JSON number: dropped or taken
         self.tenant = tenant
         self.max_body = max_body
         self.previous_secret_valid = previous_secret_valid
         self._port, self._admin_port = port, admin_port
         self.faults = FaultTable()
+        self.url_key = secrets.token_bytes(32)  # signs the data lake's upload URLs (valid until a restart)
         self.endpoint_counts = collections.Counter()
         self._counts_lock = threading.Lock()
         self.store = None
@@ -261,6 +267,8 @@ class MockHub:
         with self._counts_lock:
             self.endpoint_counts[req.route.endpoint or "unknown"] += 1
         req.fault = None
+        if req.route.handler is dataapi.datalake_put:
+            req.max_body = dataapi.DATALAKE_MAX_BYTES  # an object, not an exchange: Blob storage takes more
         if req.route.endpoint is None:
             return None
         req.fault = self.faults.take(routes.client_of(req.route, req), req.route.endpoint)
@@ -290,8 +298,9 @@ class MockHub:
         return self._error(req, fault.status, msg, "injected_fault", extra)
 
     def too_large(self, req):
-        self._record_rejected(req, 413, "request body larger than %d bytes" % self.max_body)
-        return self._error(req, 413, "request body is larger than %d bytes: split it" % self.max_body)
+        limit = getattr(req, "max_body", self.max_body)
+        self._record_rejected(req, 413, "request body larger than %d bytes" % limit)
+        return self._error(req, 413, "request body is larger than %d bytes: split it" % limit)
 
     def handle(self, req):
         route = req.route
@@ -323,7 +332,7 @@ class MockHub:
             doc = jwts.token_key_document(self.signing_key)
             status, body = 200, ({"keys": [doc]} if req.path.rstrip("/").endswith("keys") else doc)
         else:
-            agent = iam.authorize(self, req)
+            agent = iam.authorize(self, req) if route.needs_token else None
             return route.handler(self, req, agent, *route.args)
         return status, body, []
 

@@ -26,6 +26,9 @@ ROUTES = [
     (("GET",), r"/api/mindconnect/v3/diagnosticInformation", "diagnostics", dataapi.diagnostic_information, True),
     (("POST",), r"/api/eventmanagement/v3/events", "events", dataapi.event_post, True),
     (("PUT",), r"/api/iotfile/v3/files/" + _ID + "/(.+)", "files", dataapi.iotfile_put, True),
+    (("POST",), r"/api/datalake/v3/generateUploadObjectUrls", "datalake", dataapi.datalake_urls, True),
+    # where the signed URLs of the data lake point (Azure Blob or S3 in the cloud): no token, a signature
+    (("PUT",), dataapi.DATALAKE_PUT + "(.+)", "datalake", dataapi.datalake_put, False),
 ]
 _COMPILED = [(m, re.compile(p + r"/?\Z"), name, h, auth) for m, p, name, h, auth in ROUTES]
 IAM_ENDPOINTS = ("register", "rotate", "token", "token_key")
@@ -65,4 +68,6 @@ def client_of(route, req):
         return route.args[0]
     if route.endpoint == "token":
         return iam.assertion_client(req) if req.body else None
+    if route.endpoint == "datalake" and route.handler is dataapi.datalake_put:
+        return req.query.get("client", [None])[0]
     return iam.token_client(req)

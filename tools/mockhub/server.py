@@ -80,7 +80,8 @@ class _Closed(Exception):
 
 class Server:
     """Serves app on 127.0.0.1:port. app provides: tls_context() (or None for plain HTTP),
-    fault_for(req), handle(req), fault_response(fault, req), too_large(req), max_body."""
+    fault_for(req), handle(req), fault_response(fault, req), too_large(req), max_body (fault_for may set
+    req.max_body for a route that takes bigger bodies)."""
 
     def __init__(self, app, port=0, host="127.0.0.1", name="mockhub"):
         self.app = app
@@ -191,7 +192,7 @@ class Server:
                 reader.read_body_prefix(req, max(0, fault.drop_after_request_bytes - len(head)))
             return False
         if too_big is None:
-            too_big = reader.read_body(req, self.app.max_body)
+            too_big = reader.read_body(req, getattr(req, "max_body", self.app.max_body))
         if fault is not None and fault.delay_s:
             time.sleep(fault.delay_s)
         if too_big:

@@ -4,6 +4,7 @@ Functions return a reason string (what is wrong, for the user) or None when the 
 """
 
 import datetime
+import json
 import re
 
 POINT_TYPES = ("INT", "LONG", "DOUBLE", "BOOLEAN", "STRING", "BIG_STRING", "TIMESTAMP")
@@ -122,11 +123,13 @@ def value_reason(point_type, value):
     return None
 
 
-def timeseries(payload, dsc):
+def timeseries(payload, dsc, numeric=False):
     """Split a time series payload into (accepted rows, dropped [(where, reason)]).
 
     Rows are (timestamp, dataPointId, value, qualityCode). A record with a bad timestamp is dropped
     whole; otherwise each value is judged on its own, as the cloud drops what it cannot map.
+    numeric: take a JSON number for a value (the Node client's types allow one; what the cloud does
+    with it is not known), judged as the text it was written as.
     """
     if not isinstance(payload, list):
         return [], [("payload", "time series payload must be a JSON list of {timestamp, values}")]
@@ -153,11 +156,14 @@ def timeseries(payload, dsc):
             elif q is not None and not (isinstance(q, str) and _QUALITY.match(q)):
                 r = "qualityCode %r must be a string of 1-8 hex digits" % (q,)
             else:
-                r = value_reason(points[dp], v.get("value"))
+                value = v.get("value")
+                if numeric and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    value = json.dumps(value)
+                r = value_reason(points[dp], value)
             if r:
                 dropped.append((vw, r))
             else:
-                rows.append((rec["timestamp"], dp, v["value"], q))
+                rows.append((rec["timestamp"], dp, value, q))
     return rows, dropped
 
 
