@@ -204,24 +204,36 @@ def cut_short(module, suffix):
     module.open = cut
 
 
-def test_a_token_a_full_flash_cannot_take_still_serves_the_exchange():
-    """A full flash refusing the token file (the spools may take all of it) failed every upload, so the
-    readings that filled the flash were never sent: the token now serves from RAM."""
+def _record_refused(name, warning):
+    """The store's document `name` refused by a full flash (its temp file's write cut short): the
+    exchange goes on, the warning is logged, no temp file is left taking room."""
     a, _, cid = new_agent()
     warned = []
     a.log = warned.append
-    cut_short(credentials, "token.tmp")  # the store's own write path, down to the file
+    cut_short(credentials, name + ".tmp")  # the store's own write path, down to the file
     try:
-        a.sync_model(items.DataModel(DESC))  # onboarding, then the first token: not saved
+        a.sync_model(items.DataModel(DESC))  # onboarding, the first token, the data model
     finally:
         del credentials.open
     rep = a.exchange(timeseries=readings(5))
     a.close()
     assert [o.status for o in rep.outcomes] == [agentmod.SENT] and rep.count(agentmod.SENT) == 5
     assert rows_stored(cid) == 10  # 5 readings of 2 points
-    assert [w for w in warned if w.startswith("access token not saved")], warned
+    assert [w for w in warned if w.startswith(warning)], warned
     import os
-    assert "token.tmp" not in os.listdir(a.store.folder)
+    assert name + ".tmp" not in os.listdir(a.store.folder)
+
+
+def test_a_token_a_full_flash_cannot_take_still_serves_the_exchange():
+    """A full flash refusing the token file (the spools may take all of it) failed every upload, so the
+    readings that filled the flash were never sent: the token now serves from RAM."""
+    _record_refused("token", "access token not saved")
+
+
+def test_a_data_model_record_the_full_flash_refuses_does_not_stop_the_exchange():
+    # the app syncs the data model before it exchanges: a record of it that a full flash refused failed
+    # every upload (an OSError), so the readings that filled the flash were never sent to free it
+    _record_refused("model", "data model record not saved")
 
 
 def test_retry_after_is_honoured_up_to_six_hours():

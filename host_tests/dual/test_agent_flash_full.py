@@ -1,18 +1,17 @@
 # The agent on a full flash (the spools may take all of it). Onboarding: the hub's 201 spends the onboarding
 # key, so a node whose flash has no room for the identity must not send the key: an identity it then could
-# not save could only be replaced by a new key, a visit to the machine. Later: records the flash refuses
-# must not stop the exchange, which frees it. Against tools/mockhub over real TLS. The
+# not save could only be replaced by a new key, a visit to the machine (records the flash refuses later:
+# test_agent_e2e._record_refused). Against tools/mockhub over real TLS. The
 # MicroPython legs run on a real littlefs in RAM (test_spool_flash_full.littlefs), whose ENOSPC is the
 # board's; CPython has no littlefs: its leg refuses every write in the store with ENOSPC.
 import json
 import os
 
-from test_agent_e2e import DESC, admin, cut_short, readings, rows_stored
+from test_agent_e2e import admin
 from test_spool_flash_full import _fill, littlefs, unmount
 
 import dualtest
 from mindconnect import agent as agentmod
-from mindconnect import credentials, items
 from mindconnect.errors import MindConnectError, OnboardingRequired
 from mindconnect.transport import Transport
 
@@ -107,22 +106,3 @@ def test_the_room_a_power_cut_left_reserved_is_taken_again():
         a.close()
     finally:
         unmount(root)
-
-
-def test_a_data_model_record_the_full_flash_refuses_does_not_stop_the_exchange():
-    # the app syncs the data model before it exchanges: a record of it that a full flash refused failed
-    # every upload (an OSError), so the readings that filled the flash were never sent to free it
-    a, cid, _ = new_agent(dualtest.tmpdir() + "/store")
-    warned = []
-    a.log = warned.append
-    cut_short(credentials, "model.tmp")  # the store's own write path, down to the file
-    try:
-        assert a.sync_model(items.DataModel(DESC))
-    finally:
-        del credentials.open
-    rep = a.exchange(timeseries=readings(5))
-    a.close()
-    assert [o.status for o in rep.outcomes] == [agentmod.SENT] and rep.count(agentmod.SENT) == 5
-    assert rows_stored(cid) == 10  # 5 readings of 2 points
-    assert [w for w in warned if w.startswith("data model record not saved")], warned
-    assert "model.tmp" not in os.listdir(a.store.folder)
