@@ -6,6 +6,8 @@
 import json
 import os
 
+from test_spool import _drain, _folder, _reading, _segments
+
 import dualtest
 from mindconnect import items
 from mindconnect.spool import Spool
@@ -165,3 +167,39 @@ def test_an_aside_entry_the_full_flash_refuses_is_counted_not_raised():
     assert log.add("readings", "second", b"y" * 4096) is False
     assert log.count == 1 and log.lost == 1
     unmount(root)
+
+
+class _NoRemove:
+    """The spool's os module, whose remove() a full flash refuses (littlefs needs a free block to commit
+    a delete); everything else is os's own."""
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def remove(self, path):
+        raise OSError(28, "no space left on device")
+
+
+def test_an_ack_whose_segment_delete_the_full_flash_refuses_still_counts_the_batch():
+    # ack() raised the delete's OSError after the cursor had moved: the agent's exchange ended in an
+    # error for a batch the hub took (the other sources of that request were not acknowledged, so sent
+    # again), and pending() stayed too high until a restart
+    import mindconnect.spool as spool_mod
+    sp = Spool(_folder(), max_bytes=64 * 1024, segment_bytes=512, flush_every=None)
+    for i in range(12):
+        sp.append(_reading(i))
+    sp.flush()
+    first = _segments(sp.path)
+    assert len(first) >= 3
+    b = sp.batch(700)  # the first segment's records and more
+    n = b.count
+    spool_mod.os = _NoRemove()
+    try:
+        sp.ack(b)
+    finally:
+        spool_mod.os = os
+    assert sp.pending() == 12 - n
+    assert _segments(sp.path)[0] == first[0]  # still there: the next ack deletes it
+    assert _drain(sp) == list(range(n, 12))
+    assert _segments(sp.path)[0] > first[0]
+    sp.close()

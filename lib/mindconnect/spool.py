@@ -595,9 +595,12 @@ class Spool:
         if seg < self._active and off >= self._seg_size(seg):
             seg, off = self._next(seg), 0
         self._write_cursor((seg, off))
-        self._delete_before(seg)
         if self._pending is not None:
             self._pending -= done
+        try:
+            self._delete_before(seg)
+        except OSError:
+            pass  # a full flash refused the delete (littlefs commits one in a free block): the next ack
 
     def _stream(self, batch, write):
         seg, off = batch.start
