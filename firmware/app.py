@@ -434,8 +434,9 @@ class App:
             self._failed(str(e), self.next_upload)  # no watermark upload before it: nothing changes until then
             return
         except MindConnectError as e:
-            if isinstance(e, ConfigError):
-                raise
+            # ConfigError too (an RSA key file damaged or gone, an input the agent refuses): raised out of
+            # here, power.py took it for a bad config.json and left the node at the REPL, sampling stopped
+            # until a visit; the message names the cause, never a secret
             ra = getattr(e, "retry_after", None)  # a 429/5xx to the token, data model or mapping calls
             self._failed(str(e), max(a.retry_at_ms or 0, now + (ra * 1000 if ra else period)))
             a.close()
