@@ -317,6 +317,9 @@ class App:
                 self.log("info", "clock set from NTP")
                 self._clock_now_set()
                 return
+            # NTP's wait (DNS, ntp.timeout_ms) is over; the gateway's (DNS, up to 30 s to connect) comes
+            # next, and both together could pass the least watchdog_ms (45 s) unfed
+            self._progress()
         # No NTP (UDP 123 is often closed in plant networks): the gateway's Date, over the same
         # verified TLS as everything else. Boards that check certificate dates (ESP32) need a plausible
         # clock for that handshake: the last time known (on flash) is set first, a lower bound.

@@ -3,7 +3,7 @@
 # over real TLS, as test_fw_app.py.
 import json
 
-from test_fw_app import FakeTime, admin, readings_of, run_for
+from test_fw_app import FakeTime, admin, node, readings_of, run_for
 
 import dualtest
 from firmware import app as appmod
@@ -53,3 +53,61 @@ def test_an_error_the_agent_raises_in_an_upload_does_not_stop_sampling():
     a.close()
     assert a.uploads == 1 and a.readings.pending() == 0, lines
     assert len(readings_of(created["client_id"], "t")) == a.samples == 19
+
+
+class _Events:
+    """A watchdog that notes its feeds in a list the test shares with the NTP and gateway markers."""
+
+    def __init__(self, events):
+        self.events = events
+
+    def feed(self):
+        self.events.append("feed")
+
+
+class _MarkedApp(appmod.App):
+    """The app whose agent notes each connection it opens to the gateway."""
+
+    marks = None
+
+    def _make_agent(self):
+        agent = appmod.App._make_agent(self)
+        connect = agent.connect
+        events = self.marks
+
+        def marked(*args, **kw):
+            events.append("gateway")
+            return connect(*args, **kw)
+
+        agent.connect = marked
+        return agent
+
+
+def test_the_watchdog_is_fed_between_ntp_and_the_gateway():
+    # With the clock unset the app asks NTP (DNS and up to ntp.timeout_ms), then the gateway (DNS and a
+    # connection that may wait 30 s before a byte moves): without a feed between them the two waits add
+    # up beyond the least watchdog_ms the config check takes (45 s), and a node in a network where both
+    # are slow was reset by its watchdog at each boot (a failed boot each time: safe mode after three).
+    from firmware import net
+    board, cfg, cid, t = node({"ntp": {"host": "127.0.0.1", "timeout_ms": 200}})  # no answer: the gateway is asked
+    board.state.clock_offset_ms = -t.now  # the board's clock after a power cut: 1970
+    events = []
+    a = _MarkedApp(board, cfg, log=lambda m: None)
+    a.marks = events
+    a.wdt = _Events(events)
+    real_sync = net.ntp_sync
+
+    def ntp_sync(*args):
+        got = real_sync(*args)
+        events.append("ntp")
+        return got
+
+    net.ntp_sync = ntp_sync
+    try:
+        a._set_clock()
+    finally:
+        net.ntp_sync = real_sync
+    a.close()
+    assert a.clock_set(), events
+    between = events[events.index("ntp"):events.index("gateway")]
+    assert "feed" in between, events
