@@ -317,6 +317,9 @@ class App:
                 self.log("info", "clock set from NTP")
                 self._clock_now_set()
                 return
+            # NTP's wait (DNS, ntp.timeout_ms) is over; the gateway's (DNS, up to 30 s to connect) comes
+            # next, and both together could pass the least watchdog_ms (45 s) unfed
+            self._progress()
         # No NTP (UDP 123 is often closed in plant networks): the gateway's Date, over the same
         # verified TLS as everything else. Boards that check certificate dates (ESP32) need a plausible
         # clock for that handshake: the last time known (on flash) is set first, a lower bound.
@@ -434,8 +437,9 @@ class App:
             self._failed(str(e), self.next_upload)  # no watermark upload before it: nothing changes until then
             return
         except MindConnectError as e:
-            if isinstance(e, ConfigError):
-                raise
+            # ConfigError too (an RSA key file damaged or gone, an input the agent refuses): raised out of
+            # here, power.py took it for a bad config.json and left the node at the REPL, sampling stopped
+            # until a visit; the message names the cause, never a secret
             ra = getattr(e, "retry_after", None)  # a 429/5xx to the token, data model or mapping calls
             self._failed(str(e), max(a.retry_at_ms or 0, now + (ra * 1000 if ra else period)))
             a.close()

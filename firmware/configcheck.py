@@ -296,6 +296,17 @@ def _sensors(v, pins, ids):
         out.append(entry)
     if not out:
         _fail("sensors", "no sensors configured; add at least one (type sim works on any board)")
+    # DS18B20 on one pin need their ROM codes: one without is addressed with Skip ROM, and then every
+    # sensor on the line answers at once (the bits collide: a CRC error at each read, for ever)
+    first = {}  # pin: index of the first DS18B20 on it
+    for i, s in enumerate(out):
+        if s["type"] == "ds18b20":
+            j = first.setdefault(s["pin"], i)
+            if j != i and None in (out[j]["rom"], s["rom"]):
+                k, m = (j, i) if out[j]["rom"] is None else (i, j)
+                _fail("sensors[%d].rom" % k, "missing; sensors[%d] is a DS18B20 on GPIO %d too, and sensors sharing "
+                      "a pin are told apart by their ROM codes: give each its 16 hex digits (docs/FIRMWARE.md, "
+                      "DS18B20 ROM codes, shows how to read them)" % (m, s["pin"]))
     return out
 
 

@@ -7,7 +7,9 @@ calls connect() every cycle keeps sampling while the access point is gone for a 
 
 NTP_DELTA_S = 2208988800  # seconds from 1900-01-01 (NTP era 0) to 1970-01-01
 NTP_PORT = 123
-NTP_FLOOR_MS = 1735689600000  # 2025-01-01: an earlier reply is garbage (the board keeps its clock)
+# 2025-01-01 in NTP seconds of era 0: the 32-bit seconds wrap on 2036-02-07T06:28:16Z, and a smaller
+# value is read in era 1 (2036-2161), as no answer before this firmware was written can come now
+NTP_ERA1_BELOW = 3944678400
 POLL_MS = 100
 RETRY_FIRST_MS = 1000
 
@@ -118,10 +120,9 @@ def parse_ntp(pkt):
     frac = (pkt[44] << 24) | (pkt[45] << 16) | (pkt[46] << 8) | pkt[47]
     if secs == 0:
         raise ValueError("NTP server has no time yet")
-    ms = (secs - NTP_DELTA_S) * 1000 + (frac * 1000 >> 32)
-    if ms < NTP_FLOOR_MS:
-        raise ValueError("NTP reply is before 2025: not a time to trust")
-    return ms
+    if secs < NTP_ERA1_BELOW:
+        secs += 0x100000000
+    return (secs - NTP_DELTA_S) * 1000 + (frac * 1000 >> 32)
 
 
 def ntp_time_ms(host, board, timeout_ms=2000, port=NTP_PORT):

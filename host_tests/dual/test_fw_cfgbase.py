@@ -10,7 +10,7 @@ def full():
         {"type": "bme280", "i2c": {"sda": 21, "scl": 22}, "points": [{"id": "t"}]},
         {"type": "dht22", "pin": 4, "points": [{"id": "h", "quantity": "humidity"}]},
         {"type": "ds18b20", "pin": 13, "rom": "28ff4a1b93160302", "points": [{"id": "w1"}]},
-        {"type": "ds18b20", "pin": 13, "points": [{"id": "w2"}]},
+        {"type": "ds18b20", "pin": 14, "points": [{"id": "w2"}]},
         {"type": "adc", "pin": 35, "points": [{"id": "vbat"}]},
     ]}
 

@@ -24,7 +24,7 @@ def full():
                         {"id": "p", "quantity": "pressure", "unit": "Pa"}]},
             {"type": "bme280", "i2c": {"sda": 21, "scl": 22}, "points": [{"id": "t2"}]},
             {"type": "ds18b20", "pin": 13, "rom": "28ff4a1b93160302", "points": [{"id": "w1"}]},
-            {"type": "ds18b20", "pin": 13, "points": [{"id": "w2", "type": "INT"}]},
+            {"type": "ds18b20", "pin": 13, "rom": "28aa0c2e0b000057", "points": [{"id": "w2", "type": "INT"}]},
             {"type": "adc", "pin": 35, "scale": 2, "points": [{"id": "vbat", "unit": "V"}]},
         ],
         "sample_s": 30, "upload_s": 600, "mode": "deep-sleep",
@@ -56,7 +56,7 @@ def test_a_full_config():
     bme = c.sensors[0]
     assert bme["address"] == 0x77 and bme["i2c"] == {"id": 0, "sda": 21, "scl": 22, "freq": 100000}
     assert c.sensors[1]["address"] == 0x76
-    assert c.sensors[2]["rom"] == "28ff4a1b93160302" and c.sensors[3]["rom"] is None
+    assert c.sensors[2]["rom"] == "28ff4a1b93160302" and c.sensors[3]["rom"] == "28aa0c2e0b000057"
     assert c.sensors[4]["atten_db"] == 11 and c.sensors[4]["samples"] == 4 and c.sensors[4]["cal"] is None
     assert c.rules == [{"point": "t", "above": 30, "below": None, "hysteresis": 0.5, "severity": 1,
                         "description": None}]

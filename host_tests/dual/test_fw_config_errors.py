@@ -32,6 +32,11 @@ BAD = (
     (F, (("sensors.0.address", 0x40),), "sensors[0].address: must be 0x76 (SDO to GND) or 0x77 (SDO to VCC)"),
     (F, (("sensors.0.i2c", {"sda": 21, "scl": 21}),), "sensors[0].i2c: sda and scl are the same pin"),
     (F, (("sensors.2.rom", "28ff"),), "sensors[2].rom: must be the 8-byte ROM code as 16 hex digits"),
+    # two DS18B20 on one pin: one without its ROM code is addressed with Skip ROM, and both answer at once
+    (F, (("sensors.3.pin", 13),), "sensors[3].rom: missing; sensors[2] is a DS18B20 on GPIO 13 too, and"
+     " sensors sharing a pin are told apart by their ROM codes: give each its 16 hex digits (docs/FIRMWARE.md"),
+    (F, (("sensors.3.pin", 13), ("sensors.3.rom", "28aa0c2e0b000057"), ("sensors.2.rom", None)),
+     "sensors[2].rom: missing; sensors[3] is a DS18B20 on GPIO 13 too"),
     (M, (("sensors.0.type", "dht33"),), "sensors[0].type: 'dht33' is not allowed; use one of"),
     (M, (("sensors.0.points", []),), "sensors[0].points: no data points; add at least one"),
     (M, (("sensors.0.points.1.id", "t1"),), "sensors[0].points[1].id: 't1' is used twice; data point ids must be "

@@ -295,6 +295,15 @@ def test_internal_temp_fahrenheit_and_offset():
     assert internal_temp.InternalTemp(lambda: 41.5, "C", -1.5).read() == {"temperature": 40}
 
 
+def test_a_classic_esp32_without_the_sensor_gives_no_reading():
+    # later classic ESP32 revisions have no temperature sensor, and esp32.raw_temperature() returns 128
+    # (degF, 53.3 degC) for ever: that was sent as the node's temperature
+    e = dualtest.raises(SensorError, internal_temp.InternalTemp(lambda: 128, "F").read)
+    assert "no temperature sensor" in str(e)
+    assert internal_temp.InternalTemp(lambda: 127, "F").read()["temperature"] < 53.3
+    assert internal_temp.InternalTemp(lambda: 128, "C").read() == {"temperature": 128}  # mcu_temperature: degC
+
+
 class FakeAdc:
     def __init__(self, counts=(), uvs=()):
         self.counts = list(counts)
