@@ -8,8 +8,11 @@ calls connect() every cycle keeps sampling while the access point is gone for a 
 NTP_DELTA_S = 2208988800  # seconds from 1900-01-01 (NTP era 0) to 1970-01-01
 NTP_PORT = 123
 # 2025-01-01 in NTP seconds of era 0: the 32-bit seconds wrap on 2036-02-07T06:28:16Z, and a smaller
-# value is read in era 1 (2036-2161), as no answer before this firmware was written can come now
+# value is read in era 1, as no answer before this firmware was written can come now; but only up to
+# 2050-01-01 (NTP_ERA1_END in era 1's seconds): read up to 2161, 92% of all values were a time, and a
+# garbled reply set the clock a century ahead (every certificate expired). Beyond both: refused
 NTP_ERA1_BELOW = 3944678400
+NTP_ERA1_END = 438629504
 POLL_MS = 100
 RETRY_FIRST_MS = 1000
 
@@ -121,6 +124,8 @@ def parse_ntp(pkt):
     if secs == 0:
         raise ValueError("NTP server has no time yet")
     if secs < NTP_ERA1_BELOW:
+        if secs >= NTP_ERA1_END:
+            raise ValueError("NTP reply is before 2025 or after 2049: not a time to trust")
         secs += 0x100000000
     return (secs - NTP_DELTA_S) * 1000 + (frac * 1000 >> 32)
 

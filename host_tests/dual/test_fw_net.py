@@ -169,6 +169,7 @@ def test_ntp_reply_parsing():
     assert net.ntp_request()[0] == 0x23 and len(net.ntp_request()) == 48
     for bad, why in ((reply(3976214400)[:47], "too short"), (reply(3976214400, mode=3), "not from a server"),
                      (reply(3976214400, stratum=0), "kiss-o'-death"), (reply(0), "no time yet"),
+                     (reply(3944678399), "before 2025"), (reply(438629504), "after 2049"),
                      ):  # garbage: the clock stays as it is
         e = dualtest.raises(ValueError, net.parse_ntp, bad)
         assert why in str(e)
