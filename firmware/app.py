@@ -413,7 +413,14 @@ class App:
             # the record encoder's 1 KB buffer waits for the next reading (_append makes it again): the
             # first upload of a boot (agent, onboarding, token, data model) is the tightest part
             self.encoder = None
-        a = self._agent()
+        try:
+            # the CA file is read here: emptied, garbled or gone since the boot's check (a flash fault, a
+            # provisioning cut short), this raised out of the upload (the REPL, or a crash each boot):
+            # sampling stopped until a visit. Now an upload failure, tried again a period later
+            a = self._agent()
+        except (MindConnectError, OSError, ValueError) as e:
+            self._failed("agent: %s" % e, now + period)
+            return
         try:
             if not 0 <= now - self.model_synced < 86400000:  # once a boot, and a day (the agent looks again)
                 if a.state == "new":

@@ -111,3 +111,30 @@ def test_the_watchdog_is_fed_between_ntp_and_the_gateway():
     assert a.clock_set(), events
     between = events[events.index("ntp"):events.index("gateway")]
     assert "feed" in between, events
+
+
+def test_a_ca_file_gone_bad_after_the_boot_does_not_stop_sampling():
+    # The boot's config check finds the CA file; the agent reads it at the first upload. Emptied,
+    # garbled or deleted by then (a flash fault, a half-done provisioning), making the agent raised out
+    # of the upload: ConfigError left the node at the REPL, a ValueError or OSError was a crash each
+    # boot until safe mode. Either way no more readings until a visit. Now each upload fails, logged.
+    board, cfg, cid, t = node()
+    ca = dualtest.read_bytes(board.flash_dir + "/ca.der")
+    lines = []
+    a = appmod.App(board, cfg, log=lines.append)
+    import os
+    for bad in (b"", None, b"\x30\x82\xff\xff not a certificate"):  # the last one makes an agent
+        if bad is None:
+            os.remove(board.flash_dir + "/ca.der")
+        else:
+            dualtest.write_bytes(board.flash_dir + "/ca.der", bad)
+        run_for(a, t, 60000)
+    assert a.uploads == 0 and a.upload_failures == 3 and a.samples == 18, (a.uploads, a.upload_failures, a.samples)
+    assert len([m for m in lines if "upload failed" in m]) == 3, lines
+    a.close()
+    dualtest.write_bytes(board.flash_dir + "/ca.der", ca)  # provisioned again, which restarts the board
+    a = appmod.App(board, config.load(board.flash_dir), log=lines.append)
+    run_for(a, t, 60000)
+    a.close()
+    assert a.uploads >= 1, lines
+    assert len(readings_of(cid, "t")) == 18 + a.samples - a.readings.pending()  # the 18 before among them
