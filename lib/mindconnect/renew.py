@@ -11,10 +11,20 @@ done again at the next renewal, with the same key.
 """
 
 import json
+import os
 
 from mindconnect import credentials, jsonw
 from mindconnect.agent import _W, split_url
-from mindconnect.errors import AuthError, ConfigError, ConnectionClosed, OnboardingRequired, ProtocolError, msg
+from mindconnect.compat import fsync_file
+from mindconnect.errors import (
+    AuthError,
+    ConfigError,
+    ConnectionClosed,
+    MindConnectError,
+    OnboardingRequired,
+    ProtocolError,
+    msg,
+)
 
 _AM = "/api/agentmanagement/v3"
 _FORM_HEAD = ("grant_type=client_credentials&client_assertion_type="
@@ -141,16 +151,51 @@ def request_token(agent, ident):
     return got
 
 
+def _make_room(store):
+    """Room on flash for what a rotation saves (previous, current and mirror: up to 2 KB or a block each),
+    kept in the store as the file rotate.room between rotations: the spools may take all of the flash, and
+    a secret the hub issued that the flash then refused would be lost (the one in use expires a day later).
+    Made when missing; OSError when the flash has no room for it (nothing is left behind). Named as the
+    spool's method: a name is interned for good, and the cycle has none to spare (docs/AGENT.md, "Memory")."""
+    path = store.folder + "/rotate.room"
+    try:
+        bs = os.statvfs(store.folder)[0]  # files take whole blocks (littlefs) or clusters (FAT)
+    except (AttributeError, OSError):
+        bs = 4096
+    bs = 3 * max(bs, 2048)
+    try:
+        if os.stat(path)[6] >= bs:
+            return
+    except OSError:
+        pass  # not made yet
+    try:
+        with open(path, "wb") as f:
+            f.seek(bs - 1)  # littlefs and FAT have no sparse files: the zeros are written out
+            f.write(b"\0")
+            fsync_file(f)
+    except OSError:
+        store.remove("rotate.room")
+        raise
+
+
 def rotate(agent, ident):
-    """Rotate with ident's registration access token; the new identity (saved) or None if refused."""
+    """Rotate with ident's registration access token; the new identity (saved), None if refused, 0 when
+    it waits for room on flash (then the secret in use serves on)."""
     from mindconnect.credentials import Identity
 
     kid, body = None, None
-    if ident.kid:
-        from mindconnect import rsa
-        key = rsa.rotation_key(agent.store, ident.kid, agent._warn)
-        kid, body = key.kid, rsa.jwks_body(key, ident.client_id)
-        key = None
+    try:
+        # the room for the new identity before the PUT: a secret issued and then refused by a full flash
+        # is lost, and the one in use expires. The next RSA key's kid is written (pending) here too
+        _make_room(agent.store)
+        if ident.kid:
+            from mindconnect import rsa
+            key = rsa.rotation_key(agent.store, ident.kid, agent._warn)
+            kid, body = key.kid, rsa.jwks_body(key, ident.client_id)
+            key = None
+    except OSError as e:
+        agent._warn("key rotation waits: the flash is full (%s); nothing was sent" % e)
+        return 0
     agent._mark("rotate:before_put")
     _, _, path = split_url(ident.registration_client_uri)
     for _ in (0, 1):
@@ -180,9 +225,18 @@ def rotate(agent, ident):
     except ValueError as e:
         raise ProtocolError("key rotation: %s" % e) from None
     agent._mark("rotate:after_put")
-    # the identity whose RAT was used stays as the fallback until the new secret gave a token
-    agent.store.save_previous(ident)
-    agent.store.save_current(new)
+    agent.store.remove("rotate.room")  # its room goes to the identity
+    try:
+        # the identity whose RAT was used stays as the fallback until the new secret gave a token
+        agent.store.save_previous(ident)
+        agent.store.save_current(new)
+    except OSError as e:
+        if not new.same_credential(agent.store.current()):
+            # not saved: the secret in use serves on (the hub keeps it until the new one is used) and the
+            # rotation is done again later with its RAT (the hub takes a RAT used for a rotation again,
+            # PROTOCOL.md Part B 3); the new secret is never used unsaved
+            agent._warn("key rotation not saved (%s): the secret in use serves on" % e)
+            return 0
     if kid:
         rsa.forget_pending(agent.store)  # kid is set: rsa was imported above
     agent.store.drop_token()
@@ -194,21 +248,26 @@ def rotate(agent, ident):
 def _confirmed(agent, ident, got):
     """A token was obtained with ident, the current identity: the fallback is no longer needed.
     Returns (token, its expiry, the secret's expiry) for agent._keep: nothing is read back from flash."""
-    if agent.store.has_previous():
-        agent._mark("rotate:after_token")
-        agent.store.drop_previous()
-    if ident.kid:
-        from mindconnect import rsa
-        rsa.promote(agent.store, ident.kid)
+    try:
+        if agent.store.has_previous():
+            agent._mark("rotate:after_token")
+            agent.store.drop_previous()
+            _make_room(agent.store)  # the room the rotation used, back for the next one
+        if ident.kid:
+            from mindconnect import rsa
+            rsa.promote(agent.store, ident.kid)  # a rename, which a full littlefs may refuse: done next time
+    except OSError:
+        pass
     return got + (ident.client_secret_expires_at,)
 
 
 def _rotated_token(agent, ident):
     """Rotate with ident, then a token with the new secret: (what agent._keep takes, or None when the
-    token was refused; True when the hub took the rotation), or None when it refused the rotation."""
+    token was refused; True when the hub took the rotation), None when it refused the rotation, 0 when
+    the rotation waits for room on flash."""
     new = rotate(agent, ident)
-    if new is None:
-        return None
+    if not new:
+        return new
     got = request_token(agent, new)
     return (_confirmed(agent, new, got) if got else None), True
 
@@ -235,6 +294,7 @@ def authorize(agent, ids, rotation_due):
         if got and agent.clock.now() < got[1] - 300:
             return got + (0,)  # the token got since: kept until it runs out, then the rotation again
     if (rotation_due or pending) and not held:
+        got = None
         try:
             took = _rotated_token(agent, ids[0])
         except Exception as e:  # noqa: BLE001 - a MindConnectError: trying later can help (retryable)
@@ -243,12 +303,16 @@ def authorize(agent, ids, rotation_due):
             got = getattr(e, "retryable", 0) and agent.store.token(ids[0].client_id)
             if not got or agent.clock.now() >= got[1] - 300:
                 raise
-            agent.store.write("rotate", {"at": agent.clock.now()})
-            return got + (0,)
         if took and took[0]:
             return took[0]
-        if took is None:  # refused (the RAT expired or superseded) while the secret may still give tokens
-            agent.store.write("rotate", {"at": agent.clock.now()})
+        if not took:  # refused (the RAT expired or superseded), or no room: the secret may still give tokens
+            try:  # not tried again within the hour; a full flash refusing this file is no error: the token
+                # is kept in RAM until it runs out (no rotation before), only the next start asks again
+                agent.store.write("rotate", {"at": agent.clock.now()})
+            except OSError:
+                pass
+            if got:
+                return got + (0,)
             held = True
         ids = agent.store.identities()
     for attempt in (0, 1):
@@ -274,18 +338,26 @@ def authorize(agent, ids, rotation_due):
         if not moved:
             agent._warn("clock differs from the gateway by %d s; using the gateway's time" % skew)
             agent.clock.offset_ms += skew * 1000
+    waits = took == 0
     for ident in ids:
         if took:
             break
         took = _rotated_token(agent, ident)
         if took and took[0]:
             return took[0]
+        waits = waits or took == 0
     if took:
         # The hub issued a secret in this pass and then refused a token for it: not an offboarded agent
         # but IAM out of step (a new secret not yet everywhere, an outage answering 400). The credentials
         # stay, the agent backs off and tries again; NEEDS_KEY would end in a visit with a new key.
         agent._bearer = None
         raise AuthError("the token endpoint refused the secret the hub has just issued: trying again later")
+    if waits:
+        # no room on flash for a new secret (the spools took it): the hub's rules let a stored RAT rotate
+        # once there is room, so this is no NEEDS_KEY (a visit); the next upload tries again
+        err = MindConnectError("every stored secret was refused and the key rotation waits for room on flash")
+        err.retryable = True
+        raise err
     reason = "every stored credential was refused"
     cur = agent.store.current()
     c = agent.clock
