@@ -20,8 +20,11 @@ from mindconnect.transport import Transport
 
 HOST_FIXTURES = ("agent_hub",)
 # the RAM block device of the littlefs (24 KB), the e2e module with its admin client and the agent from
-# plain .mpy share the heap: measured minimum 190K
-MPY_HEAPSIZE = "204K"
+# plain .mpy share the heap: measured minimum 190K with the onboarding tests; with the rotation tests
+# 196-199K on their branch and 212K (five tmp-path lengths) after the merge with the session's other
+# changes (more names in the test modules and renew: plain .mpy, so a qstr pool and the loader's copies
+# move it; the device-form budget is test_agent_memory's). Worst + 8 KB.
+MPY_HEAPSIZE = "220K"
 
 
 def new_agent(folder):
