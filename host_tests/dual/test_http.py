@@ -5,6 +5,11 @@ import dualtest
 from mindconnect.errors import ConfigError, ConnectionClosed, ProtocolError
 from mindconnect.http import MAX_LINE, WRITE_BUF, HTTPClient, Response
 
+# Above the default 64K: test_small_writes_are_coalesced_into_full_buffers needs 63K (bisections over five tmp-path
+# lengths, 2026-12-06), at or within 2 KB of the default, where any change to lib/ or to this module
+# failed it. Not a device budget: that is test_agent_memory's and test_fw_app_memory's.
+MPY_HEAPSIZE = "68K"
+
 
 class ScriptedStream:
     """Records writes; readinto hands out the scripted response at most `step` bytes at a time."""

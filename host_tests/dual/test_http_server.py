@@ -10,6 +10,11 @@ from mindconnect.transport import Transport
 
 HOST_FIXTURES = ("http_servers",)
 
+# Above the default 64K: test_body_over_max_body_is_refused needs 62K (bisections over five tmp-path
+# lengths, 2026-12-06), at or within 2 KB of the default, where any change to lib/ or to this module
+# failed it. Not a device budget: that is test_agent_memory's and test_fw_app_memory's.
+MPY_HEAPSIZE = "68K"
+
 
 def _is_pattern(body, n):
     """True if body is what the server's /size, /chunked and /until-close send: bytes 0..255 repeating.

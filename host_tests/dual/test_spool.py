@@ -8,6 +8,11 @@ import dualtest
 from mindconnect.errors import ConfigError, ProtocolError
 from mindconnect.spool import HEADER, Spool
 
+# Above the default 64K: test_batch_is_the_exact_json_array_in_order needs 62K (bisections over five tmp-path
+# lengths, 2026-12-06), at or within 2 KB of the default, where any change to lib/ or to this module
+# failed it. Not a device budget: that is test_agent_memory's and test_fw_app_memory's.
+MPY_HEAPSIZE = "68K"
+
 
 def _folder(name="sp"):
     return dualtest.tmpdir() + "/" + name
