@@ -184,6 +184,15 @@ def test_a_rotation_the_flash_cannot_save_leaves_the_secret_in_use_and_is_done_a
     assert not c.store.has_previous() and "rotate.room" in os.listdir(folder)
 
 
+def _started(flash):
+    """node() on flash's folder, woken and authorized: (its warnings, wake, client id, later, the agent)."""
+    warned = []
+    wake, cid, later = node(flash.folder, warned.append)
+    a = wake()
+    a.authorize()
+    return warned, wake, cid, later, a
+
+
 def test_the_room_kept_for_rotations_lets_a_node_on_a_full_flash_rotate():
     # a rotation keeps room for the next one (rotate.room): the flash filled up between two rotations,
     # and the second one's new secret could not be saved, while the one in use ran out a day later
@@ -191,10 +200,7 @@ def test_the_room_kept_for_rotations_lets_a_node_on_a_full_flash_rotate():
         dualtest.skip("needs a file system that runs full: littlefs under MicroPython")
     flash = FullFlash(full=False)
     try:
-        warned = []
-        wake, cid, later = node(flash.folder, warned.append)
-        a = wake()
-        a.authorize()
+        warned, wake, cid, later, a = _started(flash)
         later(23 * 3600 + 60)
         assert upload(a) == [agentmod.SENT]  # the first rotation, with room
         a.close()
@@ -217,10 +223,7 @@ def test_a_secret_that_expires_on_a_full_flash_is_rotated_once_there_is_room():
     # stored registration access token when room is back
     flash = FullFlash(full=False)
     try:
-        warned = []
-        wake, cid, later = node(flash.folder, warned.append)
-        a = wake()
-        a.authorize()
+        warned, wake, cid, later, a = _started(flash)
         a.close()
         flash.fill()
         later(23 * 3600 + 60)
