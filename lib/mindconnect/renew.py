@@ -252,10 +252,12 @@ def _confirmed(agent, ident, got):
         if agent.store.has_previous():
             agent._mark("rotate:after_token")
             agent.store.drop_previous()
-            _make_room(agent.store)  # the room the rotation used, back for the next one
         if ident.kid:
             from mindconnect import rsa
             rsa.promote(agent.store, ident.kid)  # a rename, which a full littlefs may refuse: done next time
+        # the room a rotation needs, kept for the next one: the first one too (onboarding leaves none), or
+        # a flash the spools filled before it left the secret to expire unrotated. Made when missing
+        _make_room(agent.store)
     except OSError:
         pass
     return got + (ident.client_secret_expires_at,)
